@@ -1,0 +1,23 @@
+// Reading just enough of a local media file to check fal's limits without decoding it:
+// image dimensions from the header, mp4/mov duration and frame size from the moov box.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace kr {
+
+struct MediaInfo {
+  std::uintmax_t bytes = 0;
+  int width = 0, height = 0;         // 0 when unknown
+  double seconds = 0;                // videos only; 0 when unknown
+};
+
+// Returns nullopt when the file cannot be opened.
+std::optional<MediaInfo> probe_media(const std::filesystem::path& path);
+
+// Lower-case extension without the dot, from a path or a URL (query and fragment ignored).
+std::string media_extension(const std::string& path_or_url);
+
+}  // namespace kr

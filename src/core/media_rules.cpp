@@ -1,0 +1,103 @@
+// Rule 24 of kling-api.md §8: limits of the media a request points at.
+#include <cstdio>
+
+#include "core/media.h"
+#include "core/text.h"
+#include "core/validate.h"
+
+namespace kr {
+namespace {
+
+std::string mb(double bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MB", bytes / 1e6);
+  return buf;
+}
+
+std::string fmt(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f", v);
+  return buf;
+}
+
+void check_one(const std::string& value, const std::string& kind, const std::string& path, const json& limits, Report& r) {
+  std::string ext = media_extension(value);
+  bool remote = is_remote_url(value);
+  if (value.rfind("data:", 0) == 0) return;  // inline data: fal decodes it; nothing cheap to check
+  auto listed = [&](const char* key, const std::string& e) {
+    for (auto& x : limits[key]) if (x == e) return true;
+    return false;
+  };
+  if (!ext.empty() && !listed("extensions", ext)) {
+    r.error(path, "." + ext + " is not an accepted " + kind + " type (" + limits["extensions"].dump() + ")");
+  } else if (!ext.empty() && listed("warn_extensions", ext)) {
+    // kling-api.md §1.5: listed by fal's playground, UNCONFIRMED on every endpoint.
+    r.warn(path, "." + ext + " " + kind + "s are accepted by fal's upload form but UNCONFIRMED on every endpoint; prefer " +
+                     (kind == "image" ? "jpg or png" : "mp4 or mov"));
+  } else if (!remote && ext.empty()) {
+    r.warn(path, "has no file extension; fal may not recognise the " + kind + " type");
+  }
+  if (remote) return;
+
+  std::string local = value.rfind("file://", 0) == 0 ? value.substr(7) : value;
+  auto info = probe_media(local);
+  if (!info) { r.error(path, "file " + quote(local, 80) + " not found or unreadable"); return; }
+  double max_bytes = limits["max_bytes"].get<double>();
+  if (info->bytes > max_bytes) r.error(path, quote(local, 60) + " is " + mb(double(info->bytes)) + ", above the " + mb(max_bytes) + " limit for " + kind + "s");
+  int w = info->width, h = info->height;
+  if (w > 0 && h > 0) {
+    std::string size = std::to_string(w) + "×" + std::to_string(h);
+    if (kind == "image") {
+      int min_side = limits["min_side"];
+      double aspect = double(w) / h;
+      if (std::min(w, h) < min_side) r.error(path, quote(local, 60) + " is " + size + "; both sides must be at least " + std::to_string(min_side) + " px");
+      if (aspect < limits["min_aspect"].get<double>() || aspect > limits["max_aspect"].get<double>())
+        r.error(path, quote(local, 60) + " is " + size + " (width/height " + fmt(aspect) + "); it must be between " + fmt(limits["min_aspect"]) + " and " + fmt(limits["max_aspect"]));
+    } else {
+      int lo = limits["min_side"], hi = limits["max_side"];
+      if (std::min(w, h) < lo || std::max(w, h) > hi)
+        r.error(path, quote(local, 60) + " is " + size + "; each side must be " + std::to_string(lo) + "–" + std::to_string(hi) + " px");
+    }
+  }
+  if (kind == "video" && info->seconds > 0) {
+    double lo = limits["min_seconds"], hi = limits["max_seconds"];
+    if (info->seconds < lo || info->seconds > hi)
+      r.error(path, quote(local, 60) + " lasts " + fmt(info->seconds) + " s; element videos must last " + fmt(lo) + "–" + fmt(hi) + " s");
+  }
+  // Frame rate (24–60 fps) is not read: it needs the sample tables; fal will say if it is off.
+}
+
+}  // namespace
+
+bool is_remote_url(const std::string& s) {
+  return s.rfind("http://", 0) == 0 || s.rfind("https://", 0) == 0 || s.rfind("data:", 0) == 0;
+}
+
+void check_media(const Endpoint& ep, const json& in, const Catalog& cat, Report& r) {
+  const json& media = cat.media();
+  for (auto& [name, spec] : ep.spec["fields"].items()) {
+    if (!in.contains(name) || !spec.contains("media")) continue;
+    const json& v = in[name];
+    const std::string kind = spec["media"];
+    if (v.is_string() && !v.get<std::string>().empty()) check_one(v, kind, name, media[kind], r);
+    if (v.is_array())
+      for (std::size_t i = 0; i < v.size(); ++i)
+        if (v[i].is_string() && !v[i].get<std::string>().empty()) check_one(v[i], kind, name + "[" + std::to_string(i) + "]", media[kind], r);
+  }
+  if (!in.contains("elements") || !in["elements"].is_array()) return;
+  for (std::size_t i = 0; i < in["elements"].size(); ++i) {
+    const json& e = in["elements"][i];
+    if (!e.is_object()) continue;
+    std::string base = "elements[" + std::to_string(i) + "]";
+    if (e.contains("frontal_image_url") && e["frontal_image_url"].is_string() && !e["frontal_image_url"].get<std::string>().empty())
+      check_one(e["frontal_image_url"], "image", base + ".frontal_image_url", media["image"], r);
+    if (e.contains("reference_image_urls") && e["reference_image_urls"].is_array())
+      for (std::size_t k = 0; k < e["reference_image_urls"].size(); ++k)
+        if (e["reference_image_urls"][k].is_string() && !e["reference_image_urls"][k].get<std::string>().empty())
+          check_one(e["reference_image_urls"][k], "image", base + ".reference_image_urls[" + std::to_string(k) + "]", media["image"], r);
+    if (e.contains("video_url") && e["video_url"].is_string() && !e["video_url"].get<std::string>().empty())
+      check_one(e["video_url"], "video", base + ".video_url", media["video"], r);
+  }
+}
+
+}  // namespace kr

@@ -1,0 +1,33 @@
+#include "core/prepare.h"
+
+#include <stdexcept>
+
+#include "core/normalize.h"
+#include "core/validate.h"
+
+namespace kr {
+
+Prepared prepare(const Request& req, const CoreContext& ctx) {
+  Prepared p;
+  std::string id = req.endpoint.empty() ? ctx.default_endpoint : req.endpoint;
+  p.endpoint = ctx.catalog->find(id);
+  if (!p.endpoint) {
+    std::string known;
+    for (auto& e : ctx.catalog->all()) known += (known.empty() ? "" : ", ") + e.short_id;
+    p.report.error("endpoint", "\"" + id + "\" is not a known Kling endpoint (known: " + known + ")");
+    return p;
+  }
+  json input = req.input;
+  if (ctx.elements && input.is_object()) resolve_elements(input, *ctx.elements, p.report);
+  p.input = normalize(*p.endpoint, std::move(input), p.report);
+  p.report.merge(validate(*p.endpoint, p.input, *ctx.catalog));
+  if (!p.report.ok()) return p;
+  try {
+    p.cost = ctx.prices->estimate(*p.endpoint, p.input);
+  } catch (const std::exception& e) {
+    p.report.error("endpoint", e.what());
+  }
+  return p;
+}
+
+}  // namespace kr

@@ -1,0 +1,83 @@
+#include "core/prices.h"
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace kr {
+namespace data { extern const std::string_view prices_json; }
+
+double round_usd(double v) { return std::round(v * 1e6) / 1e6; }
+
+std::string format_usd(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "$%.3f", round_usd(v));
+  std::string s = buf;
+  // $0.840 → $0.84, but keep at least two decimals.
+  while (s.size() > 4 && s.back() == '0' && s[s.size() - 3] != '.') s.pop_back();
+  return s;
+}
+
+PriceTable::PriceTable(json doc) : doc_(std::move(doc)) {
+  if (!doc_.is_object() || !doc_.contains("rows") || !doc_["rows"].is_array())
+    throw std::runtime_error("price table has no \"rows\" list");
+}
+
+const PriceTable& PriceTable::builtin() {
+  static const PriceTable t(json::parse(data::prices_json));
+  return t;
+}
+
+PriceTable PriceTable::from_file(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw std::runtime_error("cannot read price file " + path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  try {
+    return PriceTable(json::parse(ss.str()));
+  } catch (const json::exception& e) {
+    throw std::runtime_error("price file " + path + " is not valid JSON: " + e.what());
+  }
+}
+
+const json* PriceTable::current(const std::string& id) const {
+  for (auto& row : doc_["rows"]) {
+    if (!row.value("current", false)) continue;
+    for (auto& e : row["endpoints"]) if (e == id) return &row;
+  }
+  return nullptr;
+}
+
+Estimate PriceTable::estimate(const Endpoint& ep, const json& in) const {
+  const json* row = current(ep.id);
+  if (!row) throw std::runtime_error("no current price for " + ep.id + " in the price table");
+  Estimate e;
+  e.source = row->value("source", "");
+  e.note = row->value("note", "");
+  e.seconds = std::stoi(in.value("duration", std::string("5")));
+
+  if (row->value("formula", "") == "first5") {  // C3: v2.5-turbo
+    double first = (*row)["first_5s"], extra = (*row)["per_extra_second"];
+    e.audio = "off";
+    e.rate = extra;
+    e.usd = round_usd(first + extra * std::max(0, e.seconds - 5));
+    e.formula = format_usd(first) + " for the first 5 s + " + std::to_string(std::max(0, e.seconds - 5)) + " s × " + format_usd(extra) + "/s";
+    return e;
+  }
+  // C2: voice if a voice is bound and audio is on; else on/off by generate_audio (defaults filled).
+  bool audio = in.value("generate_audio", false);
+  bool voice = in.contains("voice_ids") && in["voice_ids"].is_array() && !in["voice_ids"].empty();
+  if (in.contains("elements") && in["elements"].is_array())
+    for (auto& el : in["elements"]) voice = voice || (el.is_object() && el.contains("voice_id"));
+  e.audio = !audio ? "off" : (voice ? "voice" : "on");
+  const json& rate = (*row)[e.audio];
+  if (!rate.is_number()) throw std::runtime_error("no \"" + e.audio + "\" audio price for " + ep.id + " in the price table");
+  e.rate = rate;
+  e.usd = round_usd(e.rate * e.seconds);  // C1
+  e.formula = std::to_string(e.seconds) + " s × " + format_usd(e.rate) + "/s (audio " + e.audio + ")";
+  return e;
+}
+
+}  // namespace kr

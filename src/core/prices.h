@@ -1,0 +1,41 @@
+// The price table (data/prices.json, compiled in; `--prices FILE` replaces it) and estimate():
+// rules C1–C3 of kling-api.md §8. Billing is per second of requested video, by audio mode.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "core/catalog.h"
+
+namespace kr {
+
+struct Estimate {
+  double usd = 0;
+  double rate = 0;          // USD per second for this audio mode (v2.5-turbo: the per-extra-second rate)
+  int seconds = 0;
+  std::string audio;        // "off", "on" or "voice"
+  std::string formula;      // "5 s × $0.168/s (audio on)"
+  std::string source;       // where the price comes from
+  std::string note;         // e.g. an UNCONFIRMED remark
+};
+
+class PriceTable {
+ public:
+  explicit PriceTable(json doc);
+  static const PriceTable& builtin();
+  static PriceTable from_file(const std::string& path);  // throws std::runtime_error naming the file
+
+  // The current row for an endpoint id; nullptr when there is none.
+  const json* current(const std::string& endpoint_id) const;
+  // Estimate of a normalized, valid input. Throws std::runtime_error when no price is known.
+  Estimate estimate(const Endpoint& endpoint, const json& input) const;
+  const json& doc() const { return doc_; }
+
+ private:
+  json doc_;
+};
+
+// Rounds to a tenth of a cent's hundredth (1e-6) so sums of float rates print cleanly.
+double round_usd(double v);
+std::string format_usd(double v);
+
+}  // namespace kr

@@ -1,0 +1,320 @@
+#include "core/validate.h"
+
+#include <regex>
+#include <set>
+
+#include "core/text.h"
+
+namespace kr {
+namespace {
+
+std::string idx(const std::string& base, std::size_t i) { return base + "[" + std::to_string(i) + "]"; }
+
+std::string type_name(const json& v) {
+  if (v.is_string()) return "a string";
+  if (v.is_boolean()) return "a boolean";
+  if (v.is_number()) return "a number";
+  if (v.is_array()) return "a list";
+  if (v.is_object()) return "a table";
+  return "null";
+}
+
+std::string show(const json& v) { return v.is_string() ? quote(v.get<std::string>()) : v.dump(); }
+
+std::string enum_list(const json& e) {
+  std::string out;
+  for (auto& v : e) out += (out.empty() ? "" : ", ") + show(v);
+  return out;
+}
+
+// Rule 2 (and the per-shot half of rule 6): fal's duration is a string from an enum.
+void check_duration(const json& v, const json& values, const std::string& path, Report& r, bool per_shot) {
+  if (!v.is_string()) {
+    r.error(path, show(v) + " must be a whole number of seconds written as a string (fal's DurationEnum)");
+    return;
+  }
+  std::string s = v;
+  for (auto& e : values) if (e == s) return;
+  long n = 0;
+  bool numeric = !s.empty() && s.find_first_not_of("0123456789") == std::string::npos && s.size() < 6;
+  if (numeric) n = std::stol(s);
+  long lo = std::stol(values.front().get<std::string>()), hi = std::stol(values.back().get<std::string>());
+  if (numeric && values.size() > 2 && n < lo)
+    r.error(path, show(v) + " is below the " + std::to_string(lo) + " s minimum" + (per_shot ? " per shot" : ""));
+  else if (numeric && values.size() > 2 && n > hi)
+    r.error(path, show(v) + " is above the " + std::to_string(hi) + " s maximum" + (per_shot ? " per shot" : ""));
+  else
+    r.error(path, show(v) + " is not one of " + enum_list(values));
+}
+
+// Field-level checks from the catalog entry (types, enums, ranges, lengths).
+void check_field(const std::string& name, const json& v, const json& spec, Report& r) {
+  std::string type = spec.value("type", "string");
+  if (type == "string") {
+    if (!v.is_string()) { r.error(name, "must be a string, got " + type_name(v) + " " + show(v)); return; }
+    std::string s = v;
+    if (spec.contains("enum")) {
+      bool ok = false;
+      for (auto& e : spec["enum"]) ok = ok || e == s;
+      if (!ok) {
+        std::string hint = spec.contains("value_hints") ? spec["value_hints"].value(s, "") : "";
+        r.error(name, show(v) + " is not one of " + enum_list(spec["enum"]) + (hint.empty() ? "" : " — " + hint));
+      }
+      else if (spec.contains("warn_values") && spec["warn_values"].contains(s))
+        r.warn(name, spec["warn_values"][s].get<std::string>());
+    }
+    if (spec.contains("max_length") && utf8_length(s) > spec["max_length"].get<std::size_t>())
+      r.error(name, std::to_string(utf8_length(s)) + " characters is above the " +
+                        std::to_string(spec["max_length"].get<int>()) + "-character limit");
+  } else if (type == "number") {
+    if (!v.is_number() || v.is_boolean()) { r.error(name, "must be a number, got " + type_name(v) + " " + show(v)); return; }
+    double d = v.get<double>();
+    if (d < spec.value("min", -1e300) || d > spec.value("max", 1e300))
+      r.error(name, v.dump() + " is outside the range " + spec["min"].dump() + " … " + spec["max"].dump());
+  } else if (type == "boolean") {
+    if (!v.is_boolean()) r.error(name, "must be true or false, got " + type_name(v) + " " + show(v));
+  } else if (type == "duration") {
+    check_duration(v, spec["enum"], name, r, false);
+  } else if (type == "url") {
+    if (!v.is_string() || v.get<std::string>().empty()) r.error(name, "must be a non-empty URL or file path, got " + show(v));
+  } else if (type == "url_list" || type == "string_list") {
+    if (!v.is_array()) { r.error(name, "must be a list, got " + type_name(v)); return; }
+    for (std::size_t i = 0; i < v.size(); ++i)
+      if (!v[i].is_string() || v[i].get<std::string>().empty())
+        r.error(idx(name, i), "must be a non-empty " + std::string(type == "url_list" ? "URL or file path" : "string") + ", got " + show(v[i]));
+    if (spec.contains("max_items") && v.size() > spec["max_items"].get<std::size_t>())
+      r.error(name, std::to_string(v.size()) + " entries is above the maximum of " + spec["max_items"].dump());
+  } else if (type == "multi_prompt" || type == "elements") {
+    if (!v.is_array()) r.error(name, "must be a list, got " + type_name(v));
+  }
+}
+
+bool nonempty_string(const json& in, const char* k) {
+  return in.contains(k) && in[k].is_string() && !in[k].get<std::string>().empty();
+}
+
+// Rules 3/4: which of prompt and multi_prompt must be present.
+void check_prompt_presence(const Endpoint& ep, const json& in, Report& r) {
+  std::string rule = ep.str("prompt_rule");
+  bool has_prompt = in.contains("prompt");
+  bool has_shots = in.contains("multi_prompt");
+  if (has_prompt && in["prompt"].is_string() && in["prompt"].get<std::string>().empty())
+    r.error("prompt", "is empty; write what the video should show");
+  if (rule == "required") {
+    if (!has_prompt) r.error("prompt", "is required on " + ep.short_id);
+    return;
+  }
+  if (has_prompt && has_shots) {
+    r.error("multi_prompt", "prompt and multi_prompt were both given; fal takes exactly one of them (fold the common text into the first shot)");
+  } else if (!has_prompt && !has_shots) {
+    r.error("prompt", "neither prompt nor multi_prompt was given; " + ep.short_id + " needs exactly one of them");
+  } else if (has_shots && in["multi_prompt"].is_array() && in["multi_prompt"].empty()) {
+    r.error("multi_prompt", "is an empty list; give at least one shot, or use prompt");
+  }
+}
+
+// Rules 6–9: the shots of a multi-shot video.
+void check_shots(const Endpoint& ep, const json& in, const Catalog& cat, Report& r) {
+  if (!in.contains("multi_prompt") || !in["multi_prompt"].is_array()) return;
+  const json& shots = in["multi_prompt"];
+  const json& durations = ep.field("duration")->at("enum");
+  int max_chars = cat.limits().value("shot_prompt_max", 512);
+  std::size_t max_shots = cat.limits().value("max_shots", 6);
+  long total = 0;
+  bool summable = true;
+  for (std::size_t i = 0; i < shots.size(); ++i) {
+    std::string base = idx("multi_prompt", i);
+    const json& s = shots[i];
+    if (!s.is_object()) { r.error(base, "must be a table {prompt=..., duration=...}, got " + type_name(s)); summable = false; continue; }
+    for (auto& [k, _] : s.items())
+      if (k != "prompt" && k != "duration") r.error(base + "." + k, "is not a field of a shot (a shot has prompt and duration)");
+    if (!s.contains("prompt")) r.error(base + ".prompt", "is required: every shot needs its own prompt");
+    else if (!s["prompt"].is_string()) r.error(base + ".prompt", "must be a string, got " + type_name(s["prompt"]));
+    else if (s["prompt"].get<std::string>().empty()) r.error(base + ".prompt", "is empty");
+    else if (utf8_length(s["prompt"].get<std::string>()) > static_cast<std::size_t>(max_chars))
+      r.error(base + ".prompt", std::to_string(utf8_length(s["prompt"].get<std::string>())) + " characters is above the " +
+                                    std::to_string(max_chars) + "-character limit per shot");
+    if (s.contains("duration")) {
+      std::size_t before = r.errors.size();
+      check_duration(s["duration"], durations, base + ".duration", r, true);
+      if (r.errors.size() == before) total += std::stol(s["duration"].get<std::string>());
+      else summable = false;
+    } else {
+      total += 5;  // fal's per-shot default
+    }
+  }
+  // Rule 9: UNCONFIRMED for fal (6 is Kling's product number); kept as its own check.
+  if (shots.size() > max_shots)
+    r.error("multi_prompt", std::to_string(shots.size()) + " shots is above the maximum of " + std::to_string(max_shots));
+  // Rule 8 (inferred from a third-party 422 report): shot durations must add up to duration.
+  if (summable && !shots.empty() && in.contains("duration") && in["duration"].is_string() && !r.has_error_at("duration")) {
+    long want = 0;
+    try { want = std::stol(in["duration"].get<std::string>()); } catch (...) { return; }
+    if (want != total)
+      r.error("multi_prompt", "shot durations add up to " + std::to_string(total) + " s but duration is \"" +
+                                  in["duration"].get<std::string>() + "\"; they must be equal (omit duration to use the sum)");
+  }
+}
+
+// Rules 15–16: start and end frames.
+void check_frames(const Endpoint& ep, const json& in, Report& r) {
+  std::string start = ep.str("start_image");
+  if (!start.empty() && !in.contains(start)) {
+    std::string hint;
+    if (start == "start_image_url" && in.contains("image_url")) hint = " (this endpoint calls it start_image_url, not image_url)";
+    if (start == "image_url" && in.contains("start_image_url")) hint = " (this endpoint calls it image_url, not start_image_url)";
+    r.error(start, "is required on " + ep.short_id + ": the first frame of the video" + hint);
+  }
+  // Upstream (K-OMNI) rule, inferred for fal: on O3 R2V an end frame needs a start frame.
+  if (ep.spec.value("end_needs_start", false) && in.contains("end_image_url") && !in.contains("start_image_url"))
+    r.error("end_image_url", "an end frame needs a start frame on " + ep.short_id + " (set start_image_url too)");
+}
+
+// Rules 17–20, 23 (element half): the elements array.
+void check_elements(const Endpoint& ep, const json& in, Report& r) {
+  if (!in.contains("elements") || !in["elements"].is_array()) return;
+  const json& els = in["elements"];
+  const json& rules = ep.spec["elements"];
+  std::string voice_field = rules.contains("voice") ? rules["voice"].value("field", "") : "";
+  bool audio = in.value("generate_audio", false);
+  int videos = 0, voices = 0;
+  for (std::size_t i = 0; i < els.size(); ++i) {
+    std::string base = idx("elements", i);
+    const json& e = els[i];
+    if (!e.is_object()) { r.error(base, "must be a table, got " + type_name(e)); continue; }
+    for (auto& [k, _] : e.items()) {
+      if (k != "frontal_image_url" && k != "reference_image_urls" && k != "video_url" && k != voice_field)
+        r.error(base + "." + k, "is not a field of an element (frontal_image_url + reference_image_urls, or video_url" +
+                                    std::string(voice_field.empty() ? "" : ", and " + voice_field) + ")");
+    }
+    bool images = e.contains("frontal_image_url") || e.contains("reference_image_urls");
+    bool video = e.contains("video_url");
+    if (images && video) r.error(base, "has both images and video_url; an element is an image set or a video, not both");
+    else if (!images && !video) r.error(base, "needs frontal_image_url + reference_image_urls, or video_url");
+    else if (images) {
+      if (!nonempty_string(e, "frontal_image_url")) r.error(base + ".frontal_image_url", "is required for an image element");
+      if (!e.contains("reference_image_urls")) {
+        r.error(base + ".reference_image_urls", "is required: 1–3 reference images besides the frontal one (fal refuses a frontal image alone)");
+      } else if (!e["reference_image_urls"].is_array()) {
+        r.error(base + ".reference_image_urls", "must be a list of 1–3 URLs");
+      } else {
+        auto& refs = e["reference_image_urls"];
+        if (refs.empty()) r.error(base + ".reference_image_urls", "is empty; at least 1 reference image is required");
+        if (refs.size() > 3) r.error(base + ".reference_image_urls", std::to_string(refs.size()) + " images is above the maximum of 3");
+        for (std::size_t k = 0; k < refs.size(); ++k)
+          if (!refs[k].is_string() || refs[k].get<std::string>().empty()) r.error(idx(base + ".reference_image_urls", k), "must be a non-empty URL or file path");
+      }
+    } else if (!nonempty_string(e, "video_url")) {
+      r.error(base + ".video_url", "must be a non-empty URL or file path");
+    }
+    if (video) ++videos;
+    if (!voice_field.empty() && e.contains(voice_field)) {
+      ++voices;
+      // Rule 23: confirmed (S2) that binding a voice to an image element is refused.
+      if (!video) r.error(base + "." + voice_field, "a voice can only be bound to a video element; element " + std::to_string(i + 1) + " is an image set");
+      // Inferred: voice is priced "if used while generating audio"; refuse it with audio off.
+      if (!audio) r.error(base + "." + voice_field, "a bound voice needs generate_audio = true");
+    }
+  }
+  // Rule 19 (confirmed by fal's field text).
+  if (videos > 1) r.error("elements", std::to_string(videos) + " elements have a video_url; a request can only have one element with a video");
+  // Inferred from rule 19: one video element → at most one bound voice on V3.
+  if (voices > 1) r.error("elements", std::to_string(voices) + " voices are bound; at most one element can carry a voice");
+  // Rule 20: counts. V3 I2V ≤ 4 is UNCONFIRMED (one third-party 422); suggested policy applied.
+  if (rules.contains("max") && els.size() > rules["max"].get<std::size_t>())
+    r.error("elements", std::to_string(els.size()) + " elements is above the maximum of " + rules["max"].dump() + " (UNCONFIRMED limit reported for " + ep.short_id + ")");
+  if (rules.contains("warn_at_with_end_image") && els.size() == rules["warn_at_with_end_image"].get<std::size_t>() && in.contains("end_image_url"))
+    r.warn("elements", std::to_string(els.size()) + " elements with an end frame: Kling allows at most 3 subjects with first/last frames (UNCONFIRMED on fal)");
+  if (rules.contains("max_with_video")) {
+    std::size_t images = in.contains("image_urls") && in["image_urls"].is_array() ? in["image_urls"].size() : 0;
+    std::size_t n = els.size() + images;
+    if (videos > 0 && n > rules["max_with_video"].get<std::size_t>())
+      r.error("elements", std::to_string(els.size()) + " elements + " + std::to_string(images) + " image_urls = " + std::to_string(n) +
+                              " is above the maximum of " + rules["max_with_video"].dump() + " when an element has a video");
+    else if (videos == 0 && n > rules["max_without_video"].get<std::size_t>())
+      r.error("elements", std::to_string(els.size()) + " elements + " + std::to_string(images) + " image_urls = " + std::to_string(n) +
+                              " is above the maximum of " + rules["max_without_video"].dump() + " (Kling's own limit; UNCONFIRMED on fal)");
+  }
+}
+
+// Rules 22–23: references written inside prompts.
+void check_references(const Endpoint& ep, const json& in, Report& r) {
+  std::vector<std::pair<std::string, std::string>> texts;  // path, text
+  if (in.contains("prompt") && in["prompt"].is_string()) texts.push_back({"prompt", in["prompt"]});
+  if (in.contains("multi_prompt") && in["multi_prompt"].is_array())
+    for (std::size_t i = 0; i < in["multi_prompt"].size(); ++i) {
+      auto& s = in["multi_prompt"][i];
+      if (s.is_object() && s.contains("prompt") && s["prompt"].is_string()) texts.push_back({idx("multi_prompt", i) + ".prompt", s["prompt"]});
+    }
+  std::size_t n_el = in.contains("elements") && in["elements"].is_array() ? in["elements"].size() : 0;
+  std::size_t n_img = in.contains("image_urls") && in["image_urls"].is_array() ? in["image_urls"].size() : 0;
+  std::size_t n_voice = in.contains("voice_ids") && in["voice_ids"].is_array() ? in["voice_ids"].size() : 0;
+  std::set<std::size_t> used_elements;
+  static const std::regex ref(R"(@(Element|Image)([0-9]+)|<<<voice_([0-9]+)>>>)");
+  for (auto& [path, text] : texts) {
+    for (std::sregex_iterator it(text.begin(), text.end(), ref), end; it != end; ++it) {
+      auto& m = *it;
+      if (m[1].matched) {
+        std::size_t n = std::stoul(m[2].str());
+        bool element = m[1] == "Element";
+        std::string what = m.str();
+        if (element && !ep.has("elements")) {
+          r.error(path, what + " is used but " + ep.short_id + " takes no elements (elements exist on V3 image-to-video and O3 reference-to-video)");
+        } else if (!element && !ep.has("image_urls")) {
+          r.error(path, what + " is used but " + ep.short_id + " takes no image_urls (only O3 reference-to-video does)");
+        } else if (n < 1 || n > (element ? n_el : n_img)) {
+          r.error(path, what + " refers to " + (element ? "element " : "image ") + std::to_string(n) + " but the request has " +
+                            std::to_string(element ? n_el : n_img) + (element ? " elements" : " image_urls"));
+        } else if (element) {
+          used_elements.insert(n);
+        }
+      } else {
+        std::size_t n = std::stoul(m[3].str());
+        if (!ep.has("voice_ids")) r.error(path, m.str() + " is used but " + ep.short_id + " takes no voice_ids");
+        else if (n < 1 || n > n_voice) r.error(path, m.str() + " refers to voice " + std::to_string(n) + " but voice_ids has " + std::to_string(n_voice));
+      }
+    }
+  }
+  for (std::size_t i = 1; i <= n_el; ++i)
+    if (!used_elements.count(i)) r.warn(idx("elements", i - 1), "element " + std::to_string(i) + " is never referenced as @Element" + std::to_string(i) + " in a prompt");
+}
+
+// Rule 23 (top-level voices, v2.6 I2V).
+void check_voice_ids(const json& in, Report& r) {
+  if (!in.contains("voice_ids") || !in["voice_ids"].is_array() || in["voice_ids"].empty()) return;
+  if (!in.value("generate_audio", true)) r.error("voice_ids", "voices need generate_audio = true");
+}
+
+}  // namespace
+
+Report validate(const Endpoint& ep, const json& in, const Catalog& cat) {
+  Report r;
+  if (!in.is_object()) {
+    r.error("", "the input must be a table of fal fields, got " + type_name(in));
+    return r;
+  }
+  // Rule 1: unknown fields are errors, with a hint for the usual mix-ups.
+  for (auto& [name, value] : in.items()) {
+    const json* spec = ep.field(name);
+    if (!spec) {
+      std::string hint = cat.hint(name);
+      if (name == "image_url" && ep.has("start_image_url")) hint = "this endpoint calls its first frame start_image_url";
+      if (name == "start_image_url" && ep.has("image_url")) hint = "this endpoint calls its first frame image_url";
+      if (name == "tail_image_url" && ep.has("end_image_url")) hint = "this endpoint calls its last frame end_image_url";
+      if (name == "end_image_url" && ep.has("tail_image_url")) hint = "this endpoint calls its last frame tail_image_url";
+      r.error(name, "is not a field of " + ep.short_id + (hint.empty() ? "" : " (" + hint + ")"));
+      continue;
+    }
+    check_field(name, value, *spec, r);
+  }
+  check_prompt_presence(ep, in, r);
+  check_shots(ep, in, cat, r);
+  check_frames(ep, in, r);
+  check_elements(ep, in, r);
+  check_references(ep, in, r);
+  check_voice_ids(in, r);
+  check_media(ep, in, cat, r);
+  return r;
+}
+
+}  // namespace kr

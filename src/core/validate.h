@@ -1,0 +1,19 @@
+// validate() implements every rule of kling-api.md §8 on a normalized input. Errors and warnings
+// are kept apart; each names the field path, the value and the rule. Rule numbers in comments
+// refer to kling-api.md §8.
+#pragma once
+#include "core/catalog.h"
+#include "core/report.h"
+
+namespace kr {
+
+Report validate(const Endpoint& endpoint, const json& input, const Catalog& catalog = Catalog::builtin());
+
+// Rule 24: media limits. Local paths are read (size, type, image dimensions, mp4/mov duration and
+// size); URLs are checked by extension only, and only when the URL path has one.
+void check_media(const Endpoint& endpoint, const json& input, const Catalog& catalog, Report& report);
+
+// True for strings that name a remote file (http, https, data:) rather than a local path.
+bool is_remote_url(const std::string& s);
+
+}  // namespace kr

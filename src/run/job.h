@@ -1,0 +1,54 @@
+// A job: one request on its way to a video. Owned by the Runner; backends move it along its
+// phases and fill in what fal answered.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/prepare.h"
+
+namespace kr::run {
+
+enum class Phase { waiting, uploading, submitting, queued, running, downloading, done, failed, unknown, cancelled };
+const char* phase_name(Phase p);
+inline bool finished(Phase p) { return p == Phase::done || p == Phase::failed || p == Phase::unknown || p == Phase::cancelled; }
+
+// Why a job did not produce a video, in a form every layer above can show.
+struct JobError {
+  std::string kind;                // "rejected", "auth", "server", "network", "timeout", "cancelled", "unknown_submit", "download", "budget", ...
+  std::string message;             // one line
+  std::vector<std::string> lines;  // "path: message" lines when fal named fields
+  std::string request_id;
+  std::string advice;              // what the user can do next (e.g. for unknown_submit)
+};
+
+struct Job {
+  std::uint64_t id = 0;
+  std::string name;
+  std::string key;            // hash of the canonical request (endpoint + normalized input + take)
+  Request request;            // as the script gave it
+  const Endpoint* endpoint = nullptr;
+  json input;                 // normalized: what is sent
+  Estimate cost;
+  std::vector<Issue> warnings;
+
+  Phase phase = Phase::waiting;
+  bool reused = false;        // result taken from the state store: costs nothing this run
+  bool attached = false;      // re-attached to a request already on fal
+  bool offline = false;
+  std::string request_id;
+  int queue_position = -1;
+  std::string last_log;
+  json output;                // fal's output JSON
+  std::string video_url, video_path, video_sha256;
+  std::uint64_t video_bytes = 0, download_total = 0, download_done = 0;
+  std::optional<double> billable_units;
+  std::optional<JobError> error;
+  double t_created = 0, t_submitted = 0, t_started = 0, t_completed = 0, t_done = 0;  // seconds since run start
+
+  std::vector<std::function<void(Job&)>> waiters;  // called once when the job finishes
+};
+
+}  // namespace kr::run

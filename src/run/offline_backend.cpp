@@ -1,0 +1,31 @@
+#include "run/offline_backend.h"
+
+#include <algorithm>
+
+namespace kr::run {
+
+// Jobs finish on the next poll rather than inside start(), so a script sees the same coroutine
+// model offline as with fal: submit returns, wait yields, tick resumes.
+void OfflineBackend::poll(int) {
+  auto batch = std::move(ready_);
+  ready_.clear();
+  for (Job* job : batch) {
+    job->offline = true;
+    job->phase = Phase::done;
+    job->video_url = "offline://" + job->name;
+    job->video_path = (out_dir_ / (job->name + ".mp4")).string();
+    job->output = {{"video", {{"url", job->video_url}, {"content_type", "video/mp4"}, {"file_name", job->name + ".mp4"}}}};
+    if (hooks_.finished) hooks_.finished(*job);
+  }
+}
+
+void OfflineBackend::cancel(Job& job) {
+  auto it = std::find(ready_.begin(), ready_.end(), &job);
+  if (it == ready_.end()) return;
+  ready_.erase(it);
+  job.phase = Phase::cancelled;
+  job.error = JobError{"cancelled", "cancelled before it ran", {}, "", ""};
+  if (hooks_.finished) hooks_.finished(job);
+}
+
+}  // namespace kr::run

@@ -1,0 +1,102 @@
+// The Runner owns jobs, the concurrency limit, the budget and the non-blocking tick() loop.
+// It knows neither Lua nor HTTP: requests come in as plain data, a Backend carries them.
+#pragma once
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/prepare.h"
+#include "run/backend.h"
+
+namespace kr::run {
+
+// A request the runner will not accept; nothing was sent. `kind`: "invalid", "budget", "name".
+struct SubmitRefused : std::runtime_error {
+  SubmitRefused(std::string kind, std::vector<Issue> issues, std::string summary)
+      : std::runtime_error(summary), kind(std::move(kind)), issues(std::move(issues)) {}
+  std::string kind;
+  std::vector<Issue> issues;
+};
+
+struct RunnerOptions {
+  std::filesystem::path out_dir = "out/script";  // where outputs and plan.json go
+  std::string script = "script";                 // default job names derive from it
+  int concurrency = 2;                           // jobs in flight on the backend
+  std::optional<double> budget;                  // USD for this run
+  const PriceTable* prices = &PriceTable::builtin();
+  std::string default_endpoint = "v3/pro/t2v";
+};
+
+class Runner {
+ public:
+  Runner(RunnerOptions opts, std::unique_ptr<Backend> backend);
+  ~Runner();
+
+  // Validate and price without submitting.
+  Prepared check(const Request& req) const;
+  // Validate, price, check the budget and queue the job. Identical requests (same key) in one
+  // run are the same job, never paid twice. Throws SubmitRefused.
+  Job& submit(Request req);
+
+  // Start what the concurrency limit allows, drive the backend for at most max_wait_ms, and
+  // deliver finished jobs to their waiters. Never blocks longer than max_wait_ms.
+  void tick(int max_wait_ms = 0);
+  // Nothing waiting, nothing in flight.
+  bool idle() const;
+  // Jobs accepted but not finished.
+  std::size_t pending() const;
+
+  // First Ctrl-C: accept no new jobs and start none of those still waiting.
+  void stop_starting();
+  bool stopping() const { return stopping_; }
+  // Ask the backend to cancel everything in flight (and drop what waits).
+  void cancel_all();
+
+  void set_budget(std::optional<double> usd) { opts_.budget = usd; }
+  std::optional<double> budget() const { return opts_.budget; }
+  void set_concurrency(int n) { opts_.concurrency = n < 1 ? 1 : n; }
+  int concurrency() const { return opts_.concurrency; }
+  double spent() const { return spent_; }        // estimates of jobs accepted this run (reused cost 0)
+  ElementRegistry& elements() { return elements_; }
+  const ElementRegistry& elements() const { return elements_; }
+  const RunnerOptions& options() const { return opts_; }
+  Backend& backend() { return *backend_; }
+  const std::vector<std::unique_ptr<Job>>& jobs() const { return jobs_; }
+  double now() const;  // seconds since the runner started
+
+  // Called whenever a job changes (accepted, started, progress, finished).
+  void on_change(std::function<void(const Job&)> fn) { listeners_.push_back(std::move(fn)); }
+
+  // plan.json: every job with name, endpoint, normalized input and cost.
+  json plan() const;
+  void write_plan() const;
+
+ private:
+  void on_finished(Job& job);
+  void notify(const Job& job);
+  CoreContext context() const;
+
+  RunnerOptions opts_;
+  std::unique_ptr<Backend> backend_;
+  ElementRegistry elements_;
+  std::vector<std::unique_ptr<Job>> jobs_;
+  std::vector<Job*> waiting_;
+  std::vector<Job*> done_queue_;  // finished, waiters not yet called
+  int in_flight_ = 0;
+  double spent_ = 0;
+  bool stopping_ = false;
+  std::chrono::steady_clock::time_point t0_;
+  std::vector<std::function<void(const Job&)>> listeners_;
+};
+
+// Hex SHA-256 of the canonical request: endpoint id, normalized input (keys sorted), take.
+std::string request_key(const std::string& endpoint_id, const json& input, int take);
+// A name safe as a file name: letters, digits, '-', '_', '.'; others become '_'.
+std::string safe_name(const std::string& name);
+
+}  // namespace kr::run
