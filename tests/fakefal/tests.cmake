@@ -1,0 +1,21 @@
+# Included from tests/CMakeLists.txt. Registers the fake fal server's own test and the
+# conformance test that runs the official @fal-ai/client (npm) against it.
+find_program(KR_NODE_EXECUTABLE node)
+if(NOT KR_NODE_EXECUTABLE)
+  message(STATUS "node not found: fakefal_selftest and conformance_fal_client are not registered")
+  return()
+endif()
+
+add_test(NAME fakefal_selftest
+  COMMAND ${KR_NODE_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/fakefal/selftest.mjs)
+set_tests_properties(fakefal_selftest PROPERTIES TIMEOUT 120 LABELS "fakefal")
+
+find_program(KR_BASH_EXECUTABLE bash)
+add_test(NAME conformance_fal_client
+  COMMAND ${KR_BASH_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/conformance/run.sh)
+# 77 = npm could not install the pinned client (offline): reported as skipped, not failed.
+# RESOURCE_LOCK: the >90 MiB multipart upload makes it memory-hungry; keep it off the other
+# node test's back when ctest runs in parallel.
+set_tests_properties(conformance_fal_client PROPERTIES
+  TIMEOUT 600 SKIP_RETURN_CODE 77 LABELS "fakefal;conformance" RESOURCE_LOCK fakefal_node)
+set_tests_properties(fakefal_selftest PROPERTIES RESOURCE_LOCK fakefal_node)
