@@ -325,6 +325,23 @@ int c_prices(lua_State* L) {
   return 1;
 }
 
+// Every job of this run so far: {name, status, endpoint, cost_usd, request_id}.
+int c_jobs(lua_State* L) {
+  auto& jobs = host(L).runner().jobs();
+  lua_createtable(L, static_cast<int>(jobs.size()), 0);
+  int i = 1;
+  for (auto& j : jobs) {
+    lua_createtable(L, 0, 5);
+    set_string(L, "name", j->name);
+    set_string(L, "status", run::phase_name(j->phase));
+    set_string(L, "endpoint", j->endpoint->id);
+    set_number(L, "cost_usd", j->reused ? 0.0 : j->cost.usd);
+    if (!j->request_id.empty()) set_string(L, "request_id", j->request_id);
+    lua_rawseti(L, -2, i++);
+  }
+  return 1;
+}
+
 int c_tick(lua_State* L) {
   host(L).tick(static_cast<int>(luaL_optinteger(L, 1, 0)));
   lua_pushboolean(L, host(L).done());
@@ -378,7 +395,8 @@ int open_kling(lua_State* L, LuaHost& h) {
       {"validate", guarded<c_validate>},       {"budget", guarded<c_budget>},
       {"concurrency", guarded<c_concurrency>}, {"endpoints", guarded<c_endpoints>},
       {"prices", guarded<c_prices>},           {"tick", guarded<c_tick>},
-      {"run", guarded<c_run>},                 {nullptr, nullptr}};
+      {"run", guarded<c_run>},                 {"jobs", guarded<c_jobs>},
+      {nullptr, nullptr}};
   static const luaL_Reg primitives[] = {
       {"submit", guarded<c_submit>},         {"await", guarded<c_await>},
       {"job_status", guarded<c_job_status>}, {"job_cancel", guarded<c_job_cancel>},

@@ -1,13 +1,9 @@
 -- Minimal test harness for the Lua tests in tests/lua: t.test(name, fn) records a pass or a
 -- failure, t.done() prints "N passed, M failed" and raises an error if anything failed.
--- Loading it also installs tests/lua/stub_kling.lua as the global `kling` when the real module
--- is absent (plain luajit); under `klingrun` the real module is used.
-if rawget(_G, "kling") == nil then
-  kling = require "stub_kling"
-  package.loaded.kling = kling
-end
+-- Run the tests with the real module: `klingrun --offline tests/lua/test_x.lua`.
+assert(rawget(_G, "kling"), "run this test with klingrun: klingrun --offline " .. tostring(arg and arg[0]))
 
-local t = { passed = 0, failed = 0, stubbed = rawget(_G, "kling").is_stub == true }
+local t = { passed = 0, failed = 0 }
 
 --- t.test(name, fn): runs fn; an error inside is a failure (reported, not fatal).
 function t.test(name, fn)
