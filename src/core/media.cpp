@@ -84,6 +84,17 @@ std::string media_extension(const std::string& s) {
   return ext;
 }
 
+std::string media_content_type(const std::string& path) {
+  static const std::pair<const char*, const char*> types[] = {
+      {"png", "image/png"},   {"jpg", "image/jpeg"},       {"jpeg", "image/jpeg"}, {"webp", "image/webp"},
+      {"gif", "image/gif"},   {"avif", "image/avif"},      {"mp4", "video/mp4"},   {"mov", "video/quicktime"},
+      {"webm", "video/webm"}, {"m4v", "video/x-m4v"}};
+  std::string ext = media_extension(path);
+  for (auto& [e, t] : types)
+    if (ext == e) return t;
+  return "application/octet-stream";
+}
+
 std::optional<MediaInfo> probe_media(const std::filesystem::path& path) {
   std::error_code ec;
   MediaInfo m;

@@ -17,6 +17,9 @@ struct MediaInfo {
 // Returns nullopt when the file cannot be opened.
 std::optional<MediaInfo> probe_media(const std::filesystem::path& path);
 
+// MIME type for an upload, from the extension ("application/octet-stream" when unknown).
+std::string media_content_type(const std::string& path);
+
 // Lower-case extension without the dot, from a path or a URL (query and fragment ignored).
 std::string media_extension(const std::string& path_or_url);
 

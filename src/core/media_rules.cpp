@@ -73,31 +73,37 @@ bool is_remote_url(const std::string& s) {
   return s.rfind("http://", 0) == 0 || s.rfind("https://", 0) == 0 || s.rfind("data:", 0) == 0;
 }
 
-void check_media(const Endpoint& ep, const json& in, const Catalog& cat, Report& r) {
-  const json& media = cat.media();
+void for_each_media(const Endpoint& ep, json& in,
+                    const std::function<void(json& value, const std::string& kind, const std::string& path)>& fn) {
+  auto visit = [&](json& v, const std::string& kind, const std::string& path) {
+    if (v.is_string() && !v.get<std::string>().empty()) fn(v, kind, path);
+  };
   for (auto& [name, spec] : ep.spec["fields"].items()) {
     if (!in.contains(name) || !spec.contains("media")) continue;
-    const json& v = in[name];
+    json& v = in[name];
     const std::string kind = spec["media"];
-    if (v.is_string() && !v.get<std::string>().empty()) check_one(v, kind, name, media[kind], r);
+    visit(v, kind, name);
     if (v.is_array())
-      for (std::size_t i = 0; i < v.size(); ++i)
-        if (v[i].is_string() && !v[i].get<std::string>().empty()) check_one(v[i], kind, name + "[" + std::to_string(i) + "]", media[kind], r);
+      for (std::size_t i = 0; i < v.size(); ++i) visit(v[i], kind, name + "[" + std::to_string(i) + "]");
   }
   if (!in.contains("elements") || !in["elements"].is_array()) return;
   for (std::size_t i = 0; i < in["elements"].size(); ++i) {
-    const json& e = in["elements"][i];
+    json& e = in["elements"][i];
     if (!e.is_object()) continue;
     std::string base = "elements[" + std::to_string(i) + "]";
-    if (e.contains("frontal_image_url") && e["frontal_image_url"].is_string() && !e["frontal_image_url"].get<std::string>().empty())
-      check_one(e["frontal_image_url"], "image", base + ".frontal_image_url", media["image"], r);
+    if (e.contains("frontal_image_url")) visit(e["frontal_image_url"], "image", base + ".frontal_image_url");
     if (e.contains("reference_image_urls") && e["reference_image_urls"].is_array())
       for (std::size_t k = 0; k < e["reference_image_urls"].size(); ++k)
-        if (e["reference_image_urls"][k].is_string() && !e["reference_image_urls"][k].get<std::string>().empty())
-          check_one(e["reference_image_urls"][k], "image", base + ".reference_image_urls[" + std::to_string(k) + "]", media["image"], r);
-    if (e.contains("video_url") && e["video_url"].is_string() && !e["video_url"].get<std::string>().empty())
-      check_one(e["video_url"], "video", base + ".video_url", media["video"], r);
+        visit(e["reference_image_urls"][k], "image", base + ".reference_image_urls[" + std::to_string(k) + "]");
+    if (e.contains("video_url")) visit(e["video_url"], "video", base + ".video_url");
   }
+}
+
+void check_media(const Endpoint& ep, const json& in, const Catalog& cat, Report& r) {
+  // for_each_media could rewrite; this visitor only reads, so the input stays as it was.
+  for_each_media(ep, const_cast<json&>(in), [&](json& v, const std::string& kind, const std::string& path) {
+    check_one(v.get<std::string>(), kind, path, cat.media()[kind], r);
+  });
 }
 
 }  // namespace kr

@@ -8,8 +8,19 @@
 
 namespace kr::run {
 
+// What a backend reports, in the order it happens. The runner records each durable step in
+// the state store before the backend takes its next network step (the callbacks run
+// synchronously, before the next request is handed to curl).
+enum class JobEvent {
+  sending,      // the submit is about to go out
+  submitted,    // fal answered with job.request_id
+  status,       // queue position, running, a log line
+  result,       // job.output holds fal's answer; the download comes next
+  progress,     // download progress
+};
+
 struct BackendHooks {
-  std::function<void(Job&)> changed;   // phase/progress moved (for progress display, state store)
+  std::function<void(Job&, JobEvent)> event;
   std::function<void(Job&)> finished;  // the job reached a final phase; call exactly once per start
 };
 
@@ -17,7 +28,8 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
-  // Begin the job's work without blocking.
+  // Begin the job's work without blocking. `job.resume` says where to begin: a fresh submit,
+  // re-attaching to job.request_id, or downloading from the stored job.output.
   virtual void start(Job& job) = 0;
   // Drive I/O for at most `max_wait_ms` (0 = do what is ready and return).
   virtual void poll(int max_wait_ms) = 0;

@@ -24,6 +24,9 @@ struct JobError {
   std::string advice;              // what the user can do next (e.g. for unknown_submit)
 };
 
+// Where a job starts on the backend (decided by the runner from the state store).
+enum class Resume { submit, attach, download };
+
 struct Job {
   std::uint64_t id = 0;
   std::string name;
@@ -35,6 +38,7 @@ struct Job {
   std::vector<Issue> warnings;
 
   Phase phase = Phase::waiting;
+  Resume resume = Resume::submit;
   bool reused = false;        // result taken from the state store: costs nothing this run
   bool attached = false;      // re-attached to a request already on fal
   bool offline = false;

@@ -38,7 +38,7 @@ std::string safe_name(const std::string& name) {
 
 Runner::Runner(RunnerOptions opts, std::unique_ptr<Backend> backend)
     : opts_(std::move(opts)), backend_(std::move(backend)), t0_(std::chrono::steady_clock::now()) {
-  backend_->set_hooks({[this](Job& j) { notify(j); }, [this](Job& j) { on_finished(j); }});
+  backend_->set_hooks({[this](Job& j, JobEvent e) { on_event(j, e); }, [this](Job& j) { on_finished(j); }});
 }
 
 Runner::~Runner() = default;
@@ -157,6 +157,8 @@ void Runner::on_finished(Job& job) {
   done_queue_.push_back(&job);
   notify(job);
 }
+
+void Runner::on_event(Job& job, JobEvent) { notify(job); }
 
 void Runner::notify(const Job& job) {
   for (auto& fn : listeners_) fn(job);

@@ -78,6 +78,7 @@ class Runner {
 
  private:
   void on_finished(Job& job);
+  void on_event(Job& job, JobEvent e);
   void notify(const Job& job);
   CoreContext context() const;
 

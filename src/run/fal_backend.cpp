@@ -1,0 +1,201 @@
+#include "run/fal_backend.h"
+
+#include "core/media.h"
+#include "core/validate.h"
+
+namespace kr::run {
+
+struct FalBackend::Active {
+  net::FalQueue::JobId queue_id = 0;
+  net::Downloader::Id download_id = 0;
+  int uploads_pending = 0;
+  bool failed = false;
+  json sent;  // the input with local files replaced by their fal URLs
+};
+
+JobError job_error(const net::FalError& e) {
+  JobError j;
+  j.kind = net::kind_name(e.kind);
+  j.request_id = e.request_id;
+  switch (e.kind) {
+    case net::FalError::Kind::rejected:
+      j.message = "rejected by fal" + (e.http_status ? " (" + std::to_string(e.http_status) + ")" : std::string());
+      if (e.details.empty()) j.message += ": " + e.message;
+      else j.lines = e.lines();
+      break;
+    case net::FalError::Kind::auth:
+      j.message = "fal refused the key (" + std::to_string(e.http_status) + "): " + e.message;
+      j.advice = "check FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET)";
+      break;
+    case net::FalError::Kind::unknown_submit:
+      j.message = "the submit was sent but no answer came back (" + e.message + "); fal may or may not have created the job";
+      j.advice = "not resubmitted, to avoid paying twice. Check your requests at https://fal.ai/dashboard; "
+                 "if no job was created, run again with --resubmit-unknown";
+      break;
+    default:
+      j.message = e.describe();
+  }
+  return j;
+}
+
+FalBackend::FalBackend(net::FalConfig config, std::filesystem::path out_dir)
+    : out_dir_(std::move(out_dir)), queue_(loop_, config), storage_(loop_, config), downloader_(loop_) {}
+
+FalBackend::~FalBackend() = default;
+
+bool FalBackend::busy() const { return loop_.busy() || !active_.empty(); }
+
+void FalBackend::poll(int max_wait_ms) { loop_.run_once(max_wait_ms); }
+
+void FalBackend::start(Job& job) {
+  auto& a = active_[&job];
+  a = std::make_unique<Active>();
+  switch (job.resume) {
+    case Resume::submit: upload_then_submit(job); break;
+    case Resume::attach:
+      job.attached = true;
+      job.phase = Phase::queued;
+      a->queue_id = queue_.attach(job.endpoint->id, job.request_id, callbacks(job));
+      break;
+    case Resume::download: download(job); break;
+  }
+}
+
+// Local paths become fal storage URLs; the same file content is uploaded once per run.
+void FalBackend::upload_then_submit(Job& job) {
+  Active& a = *active_[&job];
+  a.sent = job.input;
+  std::vector<std::pair<json*, std::string>> locals;
+  for_each_media(*job.endpoint, a.sent, [&](json& v, const std::string&, const std::string& path) {
+    if (!is_remote_url(v.get<std::string>())) locals.push_back({&v, path});
+  });
+  if (locals.empty()) return submit(job, a.sent);
+  job.phase = Phase::uploading;
+  a.uploads_pending = static_cast<int>(locals.size());
+  if (hooks_.event) hooks_.event(job, JobEvent::status);
+  for (auto& [slot, path] : locals) {
+    std::string file = slot->get<std::string>();
+    if (file.rfind("file://", 0) == 0) file = file.substr(7);
+    storage_.upload_file(file, media_content_type(file), [this, &job, slot = slot, path = path, file](const net::Result<std::string>& r) {
+      auto it = active_.find(&job);
+      if (it == active_.end() || it->second->failed) return;
+      Active& a = *it->second;
+      if (!r.ok()) {
+        a.failed = true;
+        net::FalError e = r.error();
+        e.message = "upload of " + file + " (" + path + ") failed: " + e.message;
+        return fail(job, e);
+      }
+      *slot = r.value();
+      if (--a.uploads_pending == 0) submit(job, a.sent);
+    });
+  }
+}
+
+void FalBackend::submit(Job& job, json input) {
+  job.phase = Phase::submitting;
+  net::JobOptions opt;
+  opt.client_timeout_s = job.request.timeout_s;
+  active_[&job]->queue_id = queue_.start(job.endpoint->id, std::move(input), callbacks(job), opt);
+}
+
+net::JobCallbacks FalBackend::callbacks(Job& job) {
+  net::JobCallbacks cb;
+  cb.on_sending = [this, &job] {
+    job.phase = Phase::submitting;
+    if (hooks_.event) hooks_.event(job, JobEvent::sending);
+  };
+  cb.on_submitted = [this, &job](const std::string& id) {
+    job.request_id = id;
+    job.phase = Phase::queued;
+    if (hooks_.event) hooks_.event(job, JobEvent::submitted);
+  };
+  cb.on_status = [this, &job](const net::QueueStatus& s) {
+    if (s.state == net::QueueStatus::State::in_queue) {
+      job.phase = Phase::queued;
+      job.queue_position = s.queue_position;
+    } else if (s.state == net::QueueStatus::State::in_progress) {
+      job.phase = Phase::running;
+      job.queue_position = -1;
+    }
+    if (!s.new_logs.empty()) job.last_log = s.new_logs.back().message;
+    if (hooks_.event) hooks_.event(job, JobEvent::status);
+  };
+  cb.on_result = [this, &job](json output, const net::ResultMeta& meta) {
+    job.output = std::move(output);
+    job.billable_units = meta.billable_units_value;
+    if (!meta.request_id.empty()) job.request_id = meta.request_id;
+    if (hooks_.event) hooks_.event(job, JobEvent::result);
+    download(job);
+  };
+  cb.on_error = [this, &job](const net::FalError& e) { fail(job, e); };
+  return cb;
+}
+
+void FalBackend::download(Job& job) {
+  const json& out = job.output;
+  if (!out.is_object() || !out.contains("video") || !out["video"].is_object() || !out["video"].contains("url") ||
+      !out["video"]["url"].is_string()) {
+    net::FalError e;
+    e.kind = net::FalError::Kind::server;
+    e.request_id = job.request_id;
+    e.message = "fal's result has no video.url: " + out.dump().substr(0, 200);
+    return fail(job, e);
+  }
+  job.phase = Phase::downloading;
+  job.video_url = out["video"]["url"];
+  std::optional<std::uint64_t> expected;
+  if (out["video"].contains("file_size") && out["video"]["file_size"].is_number_unsigned())
+    expected = out["video"]["file_size"].get<std::uint64_t>();
+  // The file name comes from the job name, never from the server.
+  std::string dest = (out_dir_ / (job.name + ".mp4")).string();
+  active_[&job]->download_id = downloader_.download(
+      job.video_url, dest, expected,
+      [this, &job](const net::Result<net::DownloadResult>& r) {
+        if (!r.ok()) return fail(job, r.error());
+        job.video_path = r.value().path;
+        job.video_bytes = r.value().bytes;
+        job.video_sha256 = r.value().sha256;
+        job.phase = Phase::done;
+        finish(job);
+      },
+      [this, &job](std::uint64_t bytes, std::optional<std::uint64_t> total) {
+        job.download_done = bytes;
+        job.download_total = total.value_or(0);
+        if (hooks_.event) hooks_.event(job, JobEvent::progress);
+      });
+}
+
+void FalBackend::fail(Job& job, const net::FalError& e) {
+  job.error = job_error(e);
+  if (job.request_id.empty()) job.request_id = e.request_id;
+  job.phase = e.kind == net::FalError::Kind::unknown_submit ? Phase::unknown
+              : e.kind == net::FalError::Kind::cancelled     ? Phase::cancelled
+                                                             : Phase::failed;
+  finish(job);
+}
+
+void FalBackend::finish(Job& job) {
+  active_.erase(&job);
+  if (hooks_.finished) hooks_.finished(job);
+}
+
+void FalBackend::cancel(Job& job) {
+  auto it = active_.find(&job);
+  if (it == active_.end()) return;
+  Active& a = *it->second;
+  if (a.download_id) {
+    // The video is paid for; let the download finish rather than throw it away.
+    return;
+  }
+  if (a.queue_id && queue_.cancel(a.queue_id)) return;  // reports on_error(cancelled)
+  if (a.uploads_pending > 0) {
+    a.failed = true;
+    net::FalError e;
+    e.kind = net::FalError::Kind::cancelled;
+    e.message = "cancelled before it was submitted";
+    fail(job, e);
+  }
+}
+
+}  // namespace kr::run
