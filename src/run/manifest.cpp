@@ -1,0 +1,237 @@
+#include "run/manifest.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace kr::run {
+
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+
+namespace {
+
+std::string errno_text() { return std::strerror(errno); }
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  int release() {
+    int f = fd_;
+    fd_ = -1;
+    return f;
+  }
+
+ private:
+  int fd_;
+};
+
+json read_manifest(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) return nullptr;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  json doc = json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_object() || !doc.contains("jobs") || !doc["jobs"].is_array()) return nullptr;
+  return doc;
+}
+
+void write_atomically(const fs::path& path, const std::string& text) {
+  fs::path tmp = path;
+  tmp += ".tmp";
+  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (fd.get() < 0)
+    throw std::runtime_error("manifest: cannot create '" + tmp.string() + "': " + errno_text());
+  const char* p = text.data();
+  size_t left = text.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd.get(), p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      std::string e = errno_text();
+      ::unlink(tmp.c_str());
+      throw std::runtime_error("manifest: cannot write '" + tmp.string() + "': " + e);
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  if (::fsync(fd.get()) != 0) {
+    std::string e = errno_text();
+    ::unlink(tmp.c_str());
+    throw std::runtime_error("manifest: cannot fsync '" + tmp.string() + "': " + e);
+  }
+  if (::close(fd.release()) != 0) {
+    std::string e = errno_text();
+    ::unlink(tmp.c_str());
+    throw std::runtime_error("manifest: cannot close '" + tmp.string() + "': " + e);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::string e = errno_text();
+    ::unlink(tmp.c_str());
+    throw std::runtime_error("manifest: cannot rename '" + tmp.string() + "' to '" + path.string() +
+                             "': " + e);
+  }
+  // Make the rename itself durable.
+  fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+  Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dfd.get() >= 0) ::fsync(dfd.get());
+}
+
+json iso_or_null(const std::optional<std::int64_t>& ms) {
+  return ms ? json(ManifestWriter::iso8601_utc(*ms)) : json(nullptr);
+}
+
+fs::path display_path(const fs::path& p, const fs::path& base_dir) {
+  if (base_dir.empty()) return p;
+  std::error_code ec;
+  fs::path ap = p.is_absolute() ? p : fs::absolute(p, ec);
+  fs::path ab = base_dir.is_absolute() ? base_dir : fs::absolute(base_dir, ec);
+  if (ec) return p;
+  fs::path rel = ap.lexically_normal().lexically_relative(ab.lexically_normal());
+  if (rel.empty() || *rel.begin() == "..") return p;
+  return rel;
+}
+
+bool same_entry(const json& e, const JobRecord& job) {
+  if (e.value("key", std::string()) == job.key) return true;
+  return !job.name.empty() && e.value("name", std::string()) == job.name &&
+         e.value("take", 0) == job.take;
+}
+
+double round_usd(double x) { return std::round(x * 1e6) / 1e6; }
+
+}  // namespace
+
+std::string ManifestWriter::iso8601_utc(std::int64_t ms) {
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  int millis = static_cast<int>(ms % 1000);
+  if (millis < 0) {
+    millis += 1000;
+    secs -= 1;
+  }
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+  return buf;
+}
+
+json ManifestWriter::entry_for(const JobRecord& job, const fs::path& base_dir) {
+  json e = json::object();
+  e["name"] = job.name;
+  e["take"] = job.take;
+  e["key"] = job.key;
+  e["generation"] = job.generation;
+  e["endpoint"] = job.endpoint;
+  e["input"] = json(job.input);
+  e["request_id"] = job.request_id.empty() ? json(nullptr) : json(job.request_id);
+  e["state"] = std::string(to_string(job.state));
+  e["cost_usd"] = job.cost_usd;
+  e["billable_units"] = job.billable_units ? json(*job.billable_units) : json(nullptr);
+
+  const FileRecord* primary = nullptr;
+  for (const auto& f : job.files)
+    if (f.role == "video") primary = &f;
+  if (!primary && !job.files.empty()) primary = &job.files.front();
+  e["output"] = primary ? json(display_path(primary->path, base_dir).generic_string()) : json(nullptr);
+  e["sha256"] = primary ? json(primary->sha256) : json(nullptr);
+  e["size"] = primary ? json(primary->size) : json(nullptr);
+  json files = json::array();
+  for (const auto& f : job.files)
+    files.push_back({{"role", f.role},
+                     {"path", display_path(f.path, base_dir).generic_string()},
+                     {"sha256", f.sha256},
+                     {"size", f.size}});
+  e["files"] = std::move(files);
+  e["timings"] = {{"created", iso_or_null(job.created_ms)},
+                  {"submitted", iso_or_null(job.submitted_ms)},
+                  {"completed", iso_or_null(job.completed_ms)},
+                  {"done", iso_or_null(job.done_ms)}};
+  e["error"] = job.error.empty() ? json(nullptr) : json(job.error);
+  return e;
+}
+
+ManifestWriter::ManifestWriter(fs::path path, std::string script)
+    : path_(std::move(path)), script_(std::move(script)) {
+  doc_ = read_manifest(path_);
+  if (doc_.is_null()) doc_ = {{"script", script_}, {"updated_at", nullptr}, {"totals", json::object()},
+                              {"jobs", json::array()}};
+}
+
+json ManifestWriter::document() const {
+  std::lock_guard lk(mu_);
+  return doc_;
+}
+
+void ManifestWriter::update(const JobRecord& job) {
+  std::lock_guard lk(mu_);
+  fs::path dir = path_.parent_path().empty() ? fs::path(".") : path_.parent_path();
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec)
+    throw std::runtime_error("manifest: cannot create directory '" + dir.string() +
+                             "': " + ec.message());
+
+  // Serialise writers (threads use mu_, processes the directory lock) and merge with what is on
+  // disk, which another process may have written since we last looked.
+  Fd lock(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (lock.get() >= 0)
+    while (::flock(lock.get(), LOCK_EX) != 0 && errno == EINTR) {
+    }
+
+  json doc = read_manifest(path_);
+  if (doc.is_null()) doc = doc_;
+  json& jobs = doc["jobs"];
+
+  json entry = entry_for(job, dir);
+  bool found = false;
+  for (auto& e : jobs)
+    if (same_entry(e, job)) {
+      e = entry;
+      found = true;
+      break;
+    }
+  if (!found) jobs.push_back(std::move(entry));
+
+  if (script_.empty()) script_ = doc.value("script", std::string());
+  if (script_.empty()) script_ = job.script;
+
+  int done = 0, failed = 0;
+  double usd = 0;
+  for (const auto& e : jobs) {
+    std::string st = e.value("state", std::string());
+    if (st == "done") ++done;
+    if (st == "failed") ++failed;
+    usd += e.value("cost_usd", 0.0);
+  }
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  json out = json::object();  // fixed key order for readability
+  out["script"] = script_;
+  out["updated_at"] = iso8601_utc(now);
+  out["totals"] = {{"jobs", jobs.size()}, {"done", done}, {"failed", failed},
+                   {"estimated_usd", round_usd(usd)}};
+  out["jobs"] = std::move(jobs);
+
+  write_atomically(path_, out.dump(2) + "\n");
+  doc_ = std::move(out);
+}
+
+}  // namespace kr::run

@@ -1,0 +1,883 @@
+// StateStore: the durable job journal. Each test fails if the feature it names breaks.
+#include <catch2/catch.hpp>
+
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "run/hash.h"
+#include "run/state_store.h"
+
+namespace fs = std::filesystem;
+using kr::run::Claim;
+using kr::run::JobIntent;
+using kr::run::JobRecord;
+using kr::run::JobState;
+using kr::run::StateStore;
+using kr::run::StoreOptions;
+using nlohmann::json;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "kr-store-XXXXXX").string();
+    char* p = ::mkdtemp(tmpl.data());
+    REQUIRE(p != nullptr);
+    path = p;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+// A manual clock shared by every store of a test.
+struct Clock {
+  std::shared_ptr<std::atomic<std::int64_t>> t = std::make_shared<std::atomic<std::int64_t>>(1'000'000);
+  std::function<std::int64_t()> fn() const {
+    auto p = t;
+    return [p] { return p->load(); };
+  }
+  void advance(std::int64_t ms) { *t += ms; }
+};
+
+constexpr std::int64_t kLease = 15000;
+
+// Owner strings name this process's pid, so the pid check sees them alive; only the heartbeat
+// (the lease) can make them dead.
+std::string owner_named(const std::string& run) {
+  std::string o = StateStore::make_owner();
+  return o.substr(0, o.rfind('#') + 1) + run;
+}
+
+std::unique_ptr<StateStore> open_store(const fs::path& dir, const Clock& clock, const std::string& run,
+                                       std::int64_t run_started_ms = 0) {
+  StoreOptions o;
+  o.owner = owner_named(run);
+  o.lease = std::chrono::milliseconds(kLease);
+  o.now_ms = clock.fn();
+  o.run_started_ms = run_started_ms;
+  return StateStore::open(dir, o);
+}
+
+JobIntent intent(const std::string& key, const std::string& name = "shot", const std::string& script = "s.lua") {
+  JobIntent in;
+  in.key = key;
+  in.name = name;
+  in.script = script;
+  in.endpoint = "fal-ai/kling-video/v2.1/standard/text-to-video";
+  in.input = {{"prompt", "a fox in the snow " + key}, {"duration", "5"}};
+  in.take = 1;
+  in.cost_usd = 0.28;
+  return in;
+}
+
+fs::path write_file(const fs::path& p, const std::string& content) {
+  std::ofstream(p, std::ios::binary) << content;
+  return p;
+}
+
+// Drives a claimed job to `done` with one video file; returns the file path.
+fs::path finish(StateStore& s, const std::string& key, const fs::path& dir,
+                const std::string& content = "VIDEO-BYTES", const std::string& file = "") {
+  s.mark_submitted(key, "req-" + key);
+  s.store_result(key, {{"video", {{"url", "https://fal.media/" + key + ".mp4"}}}}, 5.0);
+  fs::path f = write_file(dir / (file.empty() ? key + ".mp4" : file), content);
+  s.add_file(key, "video", f, kr::run::sha256_file(f), fs::file_size(f));
+  s.mark_done(key);
+  return f;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+TEST_CASE("hash: sha256 of bytes and of files", "[store][hash]") {
+  CHECK(kr::run::sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(kr::run::sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  TempDir d;
+  // Larger than one read chunk, so streaming is exercised.
+  std::string big(3 * 1024 * 1024 + 7, 'x');
+  for (size_t i = 0; i < big.size(); i += 4097) big[i] = static_cast<char>('a' + i % 26);
+  auto f = write_file(d.path / "big.bin", big);
+  CHECK(kr::run::sha256_file(f) == kr::run::sha256_hex(big));
+  CHECK_THROWS_WITH(kr::run::sha256_file(d.path / "nope"), Catch::Contains("nope"));
+}
+
+TEST_CASE("store: open creates the directory, WAL, synchronous=FULL, versioned schema", "[store]") {
+  TempDir d;
+  fs::path dir = d.path / "a" / ".klingrun";
+  Clock clock;
+  {
+    auto s = open_store(dir, clock, "r1");
+    CHECK(fs::exists(dir / "state.db"));
+    CHECK(s->pragma("journal_mode") == "wal");
+    CHECK(s->pragma("synchronous") == "2");  // FULL
+    CHECK(s->pragma("user_version") == "1");
+    CHECK(std::stoi(s->pragma("busy_timeout")) > 0);
+  }
+  // WAL is a property of the file: a plain connection sees it too.
+  sqlite3* raw = nullptr;
+  REQUIRE(sqlite3_open((dir / "state.db").c_str(), &raw) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(raw, "PRAGMA journal_mode", -1, &st, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(st, 0))) == "wal");
+  sqlite3_finalize(st);
+  sqlite3_close(raw);
+}
+
+TEST_CASE("store: open errors name the path", "[store]") {
+  TempDir d;
+  Clock clock;
+  auto blocker = write_file(d.path / "file", "x");
+  CHECK_THROWS_WITH(open_store(blocker / "sub", clock, "r"), Catch::Contains((blocker / "sub").string()));
+
+  fs::create_directories(d.path / "bad");
+  write_file(d.path / "bad" / "state.db", std::string(4096, 'z'));
+  CHECK_THROWS_WITH(open_store(d.path / "bad", clock, "r"), Catch::Contains("state.db"));
+
+  // A schema from a newer klingrun is refused, not clobbered.
+  { auto s = open_store(d.path / "new", clock, "r"); }
+  sqlite3* raw = nullptr;
+  REQUIRE(sqlite3_open((d.path / "new" / "state.db").c_str(), &raw) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(raw, "PRAGMA user_version=99", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(raw);
+  CHECK_THROWS_WITH(open_store(d.path / "new", clock, "r"), Catch::Contains("schema version 99"));
+}
+
+TEST_CASE("store: new job → Submit, row is sending with this owner", "[store][claim]") {
+  TempDir d;
+  Clock clock;
+  auto s = open_store(d.path, clock, "r1");
+  Claim c = s->claim(intent("k1"));
+  CHECK(c.action == Claim::Submit);
+  CHECK(c.job.state == JobState::Sending);
+  CHECK(c.job.owner == s->owner());
+  CHECK(c.job.generation == 1);
+  CHECK(c.job.sent_ms == clock.t->load());
+  CHECK(c.job.created_ms == clock.t->load());
+  CHECK(c.job.cost_usd == Approx(0.28));
+  CHECK(c.job.input["prompt"] == "a fox in the snow k1");
+  auto g = s->get("k1");
+  REQUIRE(g);
+  CHECK(g->state == JobState::Sending);
+  CHECK_FALSE(s->get("nope"));
+}
+
+TEST_CASE("store: full lifecycle, then Reuse from another process costs nothing", "[store][claim]") {
+  TempDir d;
+  Clock clock;
+  auto a = open_store(d.path, clock, "a");
+  REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+  clock.advance(100);
+  a->mark_submitted("k", "req-1");
+  auto r = a->get("k");
+  CHECK(r->state == JobState::Submitted);
+  CHECK(r->request_id == "req-1");
+  CHECK(r->submitted_ms == clock.t->load());
+  clock.advance(100);
+  a->store_result("k", {{"video", {{"url", "u"}}}}, 5.0);
+  r = a->get("k");
+  CHECK(r->state == JobState::Completed);
+  CHECK(r->result["video"]["url"] == "u");
+  CHECK(r->billable_units == Approx(5.0));
+  CHECK(r->files.empty());
+  fs::path f = write_file(d.path / "k.mp4", "bytes");
+  a->add_file("k", "video", f, kr::run::sha256_file(f), 5);
+  clock.advance(100);
+  a->mark_done("k");
+  r = a->get("k");
+  CHECK(r->state == JobState::Done);
+  CHECK(r->owner.empty());
+  CHECK(r->done_ms == clock.t->load());
+  REQUIRE(r->files.size() == 1);
+  CHECK(r->files[0].path == f);
+
+  auto b = open_store(d.path, clock, "b");
+  Claim c = b->claim(intent("k"));
+  CHECK(c.action == Claim::Reuse);
+  CHECK(c.job.result["video"]["url"] == "u");
+  CHECK(c.job.generation == 1);
+  CHECK(b->history("k").size() == 1);  // nothing new was recorded
+}
+
+TEST_CASE("store: the result is stored before files; a crash then means Download, not Submit", "[store][claim]") {
+  TempDir d;
+  Clock clock;
+  auto a = open_store(d.path, clock, "a");
+  REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+  a->mark_submitted("k", "req-1");
+  a->store_result("k", {{"video", {{"url", "https://x/v.mp4"}}}}, std::nullopt);
+  // `a` is still live (fresh heartbeat): another process must not download the same file.
+  auto b = open_store(d.path, clock, "b");
+  CHECK(b->claim(intent("k")).action == Claim::WaitOther);
+  CHECK(a->claim(intent("k")).action == Claim::WaitOther);  // a is downloading it already
+  // `a` crashes (no release, no heartbeat): after the lease, b downloads from the stored result.
+  a.reset();
+  clock.advance(kLease + 1);
+  Claim c = b->claim(intent("k"));
+  CHECK(c.action == Claim::Download);
+  CHECK(c.job.result["video"]["url"] == "https://x/v.mp4");
+  CHECK(c.job.owner == b->owner());
+  CHECK_FALSE(c.job.billable_units);
+}
+
+TEST_CASE("store: Reuse is rejected when a file is deleted or modified", "[store][claim]") {
+  TempDir d;
+  Clock clock;
+  auto a = open_store(d.path, clock, "a");
+  REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+  fs::path f = finish(*a, "k", d.path, "0123456789");
+  a->release();
+  auto b = open_store(d.path, clock, "b");
+  REQUIRE(b->claim(intent("k")).action == Claim::Reuse);
+
+  auto redo = [&](const std::string& content) {
+    write_file(f, content);
+    b->add_file("k", "video", f, kr::run::sha256_file(f), fs::file_size(f));
+    b->mark_done("k");
+    b->release();
+  };
+
+  SECTION("deleted") {
+    fs::remove(f);
+    Claim c = b->claim(intent("k"));
+    CHECK(c.action == Claim::Download);
+    CHECK(c.reason.find("missing") != std::string::npos);
+    CHECK(c.job.state == JobState::Completed);  // set back: an interrupted re-download retries
+    CHECK(c.job.result["video"]["url"] == "https://fal.media/k.mp4");
+    CHECK(c.job.request_id == "req-k");
+    redo("0123456789");
+    CHECK(b->claim(intent("k")).action == Claim::Reuse);
+  }
+  SECTION("same size, different content (hash checked)") {
+    write_file(f, "0123456780");
+    Claim c = b->claim(intent("k"));
+    CHECK(c.action == Claim::Download);
+    CHECK(c.reason.find("sha256") != std::string::npos);
+  }
+  SECTION("different size") {
+    write_file(f, "short");
+    Claim c = b->claim(intent("k"));
+    CHECK(c.action == Claim::Download);
+    CHECK(c.reason.find("size") != std::string::npos);
+    redo("a new download of another size");
+    CHECK(b->claim(intent("k")).action == Claim::Reuse);
+  }
+  // Never a new generation: nothing was paid twice.
+  CHECK(b->history("k").size() == 1);
+}
+
+TEST_CASE("store: submitted jobs are attached to, never resubmitted", "[store][claim]") {
+  TempDir d;
+  Clock clock;
+  auto a = open_store(d.path, clock, "a");
+  REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+  a->mark_submitted("k", "req-9");
+  auto b = open_store(d.path, clock, "b");
+
+  SECTION("live other owner → WaitOther") {
+    Claim c = b->claim(intent("k"));
+    CHECK(c.action == Claim::WaitOther);
+    CHECK(c.job.owner == a->owner());
+  }
+  SECTION("same run → Attach") {
+    Claim c = a->claim(intent("k"));
+    CHECK(c.action == Claim::Attach);
+    CHECK(c.job.request_id == "req-9");
+  }
+  SECTION("released owner → Attach at once") {
+    a->release();
+    Claim c = b->claim(intent("k"));
+    CHECK(c.action == Claim::Attach);
+    CHECK(c.job.request_id == "req-9");
+    CHECK(c.job.owner == b->owner());
+    // ... and now b owns it: a third process waits.
+    auto e = open_store(d.path, clock, "e");
+    CHECK(e->claim(intent("k")).action == Claim::WaitOther);
+  }
+  SECTION("stale owner → Attach") {
+    clock.advance(kLease + 1);
+    Claim c = b->claim(intent("k"));
+    CHECK(c.action == Claim::Attach);
+    CHECK(c.job.owner == b->owner());
+  }
+  CHECK(a->history("k").size() == 1);
+}
+
+TEST_CASE("store: heartbeat keeps ownership alive past the lease", "[store][claim]") {
+  TempDir d;
+  Clock clock;
+  auto a = open_store(d.path, clock, "a");
+  auto b = open_store(d.path, clock, "b");
+  REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+  a->mark_submitted("k", "req");
+  for (int i = 0; i < 4; ++i) {
+    clock.advance(kLease / 2);
+    a->heartbeat();
+    CHECK(b->claim(intent("k")).action == Claim::WaitOther);
+  }
+  CHECK(b->get("k")->heartbeat_ms == clock.t->load());
+  clock.advance(kLease);
+  CHECK(b->claim(intent("k")).action == Claim::Attach);
+}
+
+TEST_CASE("store: sending whose owner died → Unknown; never resubmitted unless asked", "[store][claim]") {
+  TempDir d;
+  Clock clock;
+  auto a = open_store(d.path, clock, "a");
+  REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+  auto b = open_store(d.path, clock, "b");
+  // Live: wait for it.
+  CHECK(b->claim(intent("k")).action == Claim::WaitOther);
+  // The same run claiming it again while it is being sent waits too (no double submit).
+  CHECK(a->claim(intent("k")).action == Claim::WaitOther);
+
+  clock.advance(kLease + 1);  // a crashed between intent and answer
+  Claim c = b->claim(intent("k"));
+  CHECK(c.action == Claim::Unknown);
+  CHECK(c.job.state == JobState::Unknown);  // recorded
+  CHECK(c.job.error.find("may or may not") != std::string::npos);
+  CHECK(b->claim(intent("k")).action == Claim::Unknown);  // stays unknown
+
+  JobIntent again = intent("k");
+  again.resubmit_unknown = true;
+  c = b->claim(again);
+  CHECK(c.action == Claim::Submit);
+  CHECK(c.job.generation == 2);
+  CHECK(c.job.state == JobState::Sending);
+  auto h = b->history("k");
+  REQUIRE(h.size() == 2);
+  CHECK(h[0].state == JobState::Unknown);  // the old one is kept: it may exist on fal
+  CHECK(h[1].state == JobState::Sending);
+}
+
+TEST_CASE("store: mark_unknown → Unknown; resubmit_unknown → Submit", "[store][claim]") {
+  TempDir d;
+  Clock clock;
+  auto a = open_store(d.path, clock, "a");
+  REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+  a->mark_unknown("k", "timeout after sending the submit");
+  auto r = a->get("k");
+  CHECK(r->state == JobState::Unknown);
+  CHECK(r->error == "timeout after sending the submit");
+  CHECK(r->owner.empty());
+  Claim c = a->claim(intent("k"));  // even the same run does not resubmit on its own
+  CHECK(c.action == Claim::Unknown);
+  CHECK(c.reason == "timeout after sending the submit");
+  JobIntent again = intent("k");
+  again.resubmit_unknown = true;
+  CHECK(a->claim(again).action == Claim::Submit);
+  // An unknown job that turns out to exist can still be recorded as submitted.
+  a->mark_unknown("k", "again");
+  a->mark_submitted("k", "found-it");
+  CHECK(a->get("k")->state == JobState::Submitted);
+}
+
+TEST_CASE("store: an owner whose process is gone is dead at once (same host)", "[store][claim]") {
+  TempDir d;
+  Clock clock;
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) ::_exit(0);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  std::string me = StateStore::make_owner();
+  std::string dead = std::to_string(child) + me.substr(me.find('@'));
+
+  StoreOptions o;
+  o.owner = dead;
+  o.now_ms = clock.fn();
+  o.lease = std::chrono::milliseconds(kLease);
+  auto a = StateStore::open(d.path, o);
+  REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+  REQUIRE(a->claim(intent("k2")).action == Claim::Submit);
+  a->mark_submitted("k2", "req-k2");
+  auto b = open_store(d.path, clock, "b");
+  // Heartbeats are fresh, but the pid no longer exists.
+  CHECK(b->claim(intent("k")).action == Claim::Unknown);
+  CHECK(b->claim(intent("k2")).action == Claim::Attach);
+}
+
+TEST_CASE("store: failed and cancelled jobs are submitted again as a new generation", "[store][claim]") {
+  TempDir d;
+  Clock clock;
+  auto a = open_store(d.path, clock, "a");
+  REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+  a->mark_submitted("k", "req-1");
+  a->mark_failed("k", "content policy");
+  auto r = a->get("k");
+  CHECK(r->state == JobState::Failed);
+  CHECK(r->error == "content policy");
+  CHECK(r->owner.empty());
+  Claim c = a->claim(intent("k"));
+  CHECK(c.action == Claim::Submit);
+  CHECK(c.job.generation == 2);
+  CHECK(c.reason.find("content policy") != std::string::npos);
+  a->mark_cancelled("k");
+  CHECK(a->get("k")->state == JobState::Cancelled);
+  c = a->claim(intent("k"));
+  CHECK(c.action == Claim::Submit);
+  CHECK(c.job.generation == 3);
+  auto h = a->history("k");
+  REQUIRE(h.size() == 3);
+  CHECK(h[0].state == JobState::Failed);
+  CHECK(h[0].request_id == "req-1");
+  CHECK(h[1].state == JobState::Cancelled);
+}
+
+TEST_CASE("store: fresh generates anew once per run and keeps history", "[store][claim][fresh]") {
+  TempDir d;
+  Clock clock;
+  fs::path f1;
+  {
+    auto a = open_store(d.path, clock, "a", clock.t->load());
+    REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+    f1 = finish(*a, "k", d.path, "take-one");
+    a->release();
+  }
+  clock.advance(1000);
+  JobIntent fresh = intent("k");
+  fresh.fresh = true;
+
+  SECTION("done → new generation; the old one and its files stay in history") {
+    auto b = open_store(d.path, clock, "b", clock.t->load());
+    Claim c = b->claim(fresh);
+    CHECK(c.action == Claim::Submit);
+    CHECK(c.job.generation == 2);
+    CHECK(c.job.result.is_null());
+    // Within this run `fresh` does not regenerate again.
+    CHECK(b->claim(fresh).action == Claim::WaitOther);  // this run is sending it
+    b->mark_submitted("k", "req-2");
+    CHECK(b->claim(fresh).action == Claim::Attach);
+    b->store_result("k", {{"video", {{"url", "v2"}}}}, 5.0);
+    fs::path f2 = write_file(d.path / "k-2.mp4", "take-two");
+    b->add_file("k", "video", f2, kr::run::sha256_file(f2), fs::file_size(f2));
+    b->mark_done("k");
+    Claim again = b->claim(fresh);
+    CHECK(again.action == Claim::Reuse);
+    CHECK(again.job.result["video"]["url"] == "v2");
+    auto h = b->history("k");
+    REQUIRE(h.size() == 2);
+    CHECK(h[0].state == JobState::Done);
+    REQUIRE(h[0].files.size() == 1);
+    CHECK(h[0].files[0].path == f1);
+    // A later run without fresh reuses the newest generation.
+    b->release();
+    auto e = open_store(d.path, clock, "e", clock.t->load() + 1);
+    CHECK(e->claim(intent("k")).action == Claim::Reuse);
+  }
+  SECTION("a generation another live process started during this run is not regenerated") {
+    auto b = open_store(d.path, clock, "b", clock.t->load());
+    auto other = open_store(d.path, clock, "other", clock.t->load());
+    REQUIRE(other->claim(fresh).action == Claim::Submit);  // gen 2, created after b's start
+    CHECK(b->claim(fresh).action == Claim::WaitOther);
+    finish(*other, "k", d.path, "by-other");
+    CHECK(b->claim(fresh).action == Claim::Reuse);
+    CHECK(b->history("k").size() == 2);
+  }
+  SECTION("fresh never steals a job a live process is driving") {
+    auto other = open_store(d.path, clock, "other", 0);
+    REQUIRE(other->claim(intent("k2")).action == Claim::Submit);
+    other->mark_submitted("k2", "req-o");
+    clock.advance(10);
+    auto b = open_store(d.path, clock, "b", clock.t->load());
+    JobIntent f2 = intent("k2");
+    f2.fresh = true;
+    CHECK(b->claim(f2).action == Claim::WaitOther);
+    CHECK(b->history("k2").size() == 1);
+  }
+  SECTION("fresh on an unknown job submits anew and keeps the unknown one") {
+    auto other = open_store(d.path, clock, "other", 0);
+    REQUIRE(other->claim(intent("k3")).action == Claim::Submit);
+    other.reset();  // crashed while sending
+    clock.advance(kLease + 1);
+    auto b = open_store(d.path, clock, "b", clock.t->load());
+    JobIntent f3 = intent("k3");
+    f3.fresh = true;
+    Claim c = b->claim(f3);
+    CHECK(c.action == Claim::Submit);
+    auto h = b->history("k3");
+    REQUIRE(h.size() == 2);
+    CHECK(h[0].state == JobState::Unknown);
+  }
+}
+
+TEST_CASE("store: transitions are checked", "[store]") {
+  TempDir d;
+  Clock clock;
+  auto a = open_store(d.path, clock, "a");
+  CHECK_THROWS_AS(a->mark_submitted("missing", "r"), std::logic_error);
+  REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+  CHECK_THROWS_AS(a->mark_done("k"), std::logic_error);  // no result yet
+  CHECK_THROWS_AS(a->add_file("k", "video", "/x", "h", 1), std::logic_error);
+  CHECK_THROWS_AS(a->mark_submitted("k", ""), std::invalid_argument);
+  a->mark_submitted("k", "req-1");
+  a->mark_submitted("k", "req-1");  // idempotent
+  CHECK_THROWS_WITH(a->mark_submitted("k", "req-2"), Catch::Contains("already submitted as req-1"));
+  CHECK_THROWS_AS(a->mark_unknown("k", "x"), std::logic_error);  // it is known
+  CHECK_THROWS_AS(a->mark_done("k"), std::logic_error);
+  a->store_result("k", {{"ok", true}});
+  CHECK_THROWS_AS(a->mark_cancelled("k"), std::logic_error);
+  a->mark_done("k");
+  CHECK_THROWS_WITH(a->store_result("k", {{"ok", 1}}), Catch::Contains("in state done"));
+  CHECK_THROWS_AS(a->mark_failed("k", "x"), std::logic_error);
+  CHECK(a->get("k")->state == JobState::Done);  // a refused transition changes nothing
+}
+
+TEST_CASE("store: each store updates the generation it claimed", "[store]") {
+  TempDir d;
+  Clock clock;
+  auto a = open_store(d.path, clock, "a");
+  REQUIRE(a->claim(intent("k")).action == Claim::Submit);  // gen 1
+  clock.advance(kLease + 1);                               // a looks dead (stalled)
+  auto b = open_store(d.path, clock, "b");
+  JobIntent again = intent("k");
+  again.resubmit_unknown = true;
+  REQUIRE(b->claim(again).action == Claim::Submit);  // gen 2 (gen 1 recorded as unknown)
+  // The stalled a wakes up and records fal's answer for ITS request: it lands on gen 1.
+  a->mark_submitted("k", "req-a");
+  b->mark_submitted("k", "req-b");
+  auto h = b->history("k");
+  REQUIRE(h.size() == 2);
+  CHECK(h[0].request_id == "req-a");
+  CHECK(h[1].request_id == "req-b");
+  CHECK(b->get("k")->request_id == "req-b");
+}
+
+TEST_CASE("store: release hands rows to the next run", "[store]") {
+  TempDir d;
+  Clock clock;
+  auto a = open_store(d.path, clock, "a");
+  REQUIRE(a->claim(intent("sending")).action == Claim::Submit);
+  REQUIRE(a->claim(intent("submitted")).action == Claim::Submit);
+  a->mark_submitted("submitted", "req");
+  REQUIRE(a->claim(intent("completed")).action == Claim::Submit);
+  a->mark_submitted("completed", "req-c");
+  a->store_result("completed", {{"x", 1}});
+  a->release();
+  for (auto& r : a->list()) CHECK(r.owner.empty());
+  auto b = open_store(d.path, clock, "b");  // no waiting for the lease
+  CHECK(b->claim(intent("sending")).action == Claim::Unknown);
+  CHECK(b->get("sending")->error.find("released while sending") != std::string::npos);
+  CHECK(b->claim(intent("submitted")).action == Claim::Attach);
+  CHECK(b->claim(intent("completed")).action == Claim::Download);
+}
+
+TEST_CASE("store: persistence across close and reopen", "[store]") {
+  TempDir d;
+  Clock clock;
+  fs::path f;
+  {
+    auto a = open_store(d.path, clock, "a");
+    REQUIRE(a->claim(intent("k", "intro", "film.lua")).action == Claim::Submit);
+    f = finish(*a, "k", d.path, "video!");
+    REQUIRE(a->claim(intent("k2", "outro", "film.lua")).action == Claim::Submit);
+    a->mark_submitted("k2", "req-k2");
+  }
+  auto b = open_store(d.path, clock, "b");
+  auto r = b->get("k");
+  REQUIRE(r);
+  CHECK(r->name == "intro");
+  CHECK(r->script == "film.lua");
+  CHECK(r->endpoint == "fal-ai/kling-video/v2.1/standard/text-to-video");
+  CHECK(r->input["prompt"] == "a fox in the snow k");
+  CHECK(r->take == 1);
+  CHECK(r->cost_usd == Approx(0.28));
+  CHECK(r->state == JobState::Done);
+  CHECK(r->request_id == "req-k");
+  CHECK(r->result["video"]["url"] == "https://fal.media/k.mp4");
+  CHECK(r->billable_units == Approx(5.0));
+  CHECK(r->created_ms == 1'000'000);
+  CHECK(r->sent_ms);
+  CHECK(r->submitted_ms);
+  CHECK(r->completed_ms);
+  CHECK(r->done_ms);
+  REQUIRE(r->files.size() == 1);
+  CHECK(r->files[0].role == "video");
+  CHECK(r->files[0].path == f);
+  CHECK(r->files[0].size == 6);
+  CHECK(r->files[0].sha256 == kr::run::sha256_hex("video!"));
+  auto r2 = b->get("k2");
+  CHECK(r2->state == JobState::Submitted);
+  CHECK(r2->request_id == "req-k2");
+}
+
+TEST_CASE("store: list, list by script, find_by_name", "[store]") {
+  TempDir d;
+  Clock clock;
+  auto a = open_store(d.path, clock, "a");
+  REQUIRE(a->claim(intent("k1", "intro", "one.lua")).action == Claim::Submit);
+  clock.advance(1);
+  REQUIRE(a->claim(intent("k2", "middle", "one.lua")).action == Claim::Submit);
+  clock.advance(1);
+  REQUIRE(a->claim(intent("k3", "intro", "two.lua")).action == Claim::Submit);
+  clock.advance(1);
+  // two.lua reuses one.lua's k2 under another name: it is listed for both scripts.
+  a->claim(intent("k2", "reused", "two.lua"));
+
+  auto all = a->list();
+  REQUIRE(all.size() == 3);
+  CHECK(all[0].key == "k1");
+  CHECK(all[1].key == "k2");
+  CHECK(all[2].key == "k3");
+  auto one = a->list(std::string("one.lua"));
+  REQUIRE(one.size() == 2);
+  CHECK(one[0].key == "k1");
+  CHECK(one[1].key == "k2");
+  auto two = a->list(std::string("two.lua"));
+  REQUIRE(two.size() == 2);
+  CHECK(two[0].key == "k3");
+  CHECK(two[1].key == "k2");
+  CHECK(a->list(std::string("none.lua")).empty());
+
+  CHECK(a->find_by_name("intro")->key == "k3");  // most recently claimed
+  CHECK(a->find_by_name("intro", std::string("one.lua"))->key == "k1");
+  CHECK(a->find_by_name("reused")->key == "k2");
+  CHECK(a->find_by_name("reused")->name == "reused");
+  CHECK_FALSE(a->find_by_name("nothing"));
+  // An edited shot (new key, same name) is found under its name.
+  clock.advance(1);
+  REQUIRE(a->claim(intent("k1b", "intro", "one.lua")).action == Claim::Submit);
+  CHECK(a->find_by_name("intro", std::string("one.lua"))->key == "k1b");
+}
+
+TEST_CASE("store: gc removes only done jobs whose files were deleted", "[store][gc]") {
+  TempDir d;
+  Clock clock;
+  auto a = open_store(d.path, clock, "a");
+  for (auto k : {"kept", "gone", "sending", "submitted", "unknown", "completed", "failed"})
+    REQUIRE(a->claim(intent(k, k)).action == Claim::Submit);
+  finish(*a, "kept", d.path);
+  fs::path gone = finish(*a, "gone", d.path);
+  a->mark_submitted("submitted", "r");
+  a->mark_unknown("unknown", "?");
+  a->mark_submitted("completed", "r2");
+  a->store_result("completed", {{"x", 1}});
+  a->mark_failed("failed", "boom");
+  fs::remove(gone);
+  fs::remove(d.path / "nonexistent");  // no-op
+
+  CHECK(a->gc() == 1);
+  CHECK_FALSE(a->get("gone"));
+  CHECK_FALSE(a->find_by_name("gone"));
+  for (auto k : {"kept", "sending", "submitted", "unknown", "completed", "failed"}) CHECK(a->get(k));
+  CHECK(a->gc() == 0);
+  // After gc the job is simply new again.
+  CHECK(a->claim(intent("gone")).action == Claim::Submit);
+}
+
+TEST_CASE("store: gc removes an older generation whose files are gone, keeps the newest", "[store][gc]") {
+  TempDir d;
+  Clock clock;
+  auto a = open_store(d.path, clock, "a", clock.t->load());
+  REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+  finish(*a, "k", d.path, "one", "k-1.mp4");
+  clock.advance(10);
+  auto b = open_store(d.path, clock, "b", clock.t->load());
+  JobIntent fresh = intent("k");
+  fresh.fresh = true;
+  REQUIRE(b->claim(fresh).action == Claim::Submit);
+  finish(*b, "k", d.path, "two", "k-2.mp4");
+  CHECK(b->gc() == 0);
+  fs::remove(d.path / "k-1.mp4");
+  CHECK(b->gc() == 1);
+  auto h = b->history("k");
+  REQUIRE(h.size() == 1);
+  CHECK(h[0].generation == 2);
+  CHECK(b->claim(intent("k")).action == Claim::Reuse);
+  fs::remove(d.path / "k-2.mp4");
+  CHECK(b->gc() == 1);
+  CHECK(b->history("k").empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several processes
+
+namespace {
+
+void write_all(int fd, const std::string& s) {
+  size_t off = 0;
+  while (off < s.size()) {
+    ssize_t n = ::write(fd, s.data() + off, s.size() - off);
+    if (n <= 0) return;
+    off += static_cast<size_t>(n);
+  }
+}
+
+std::string read_all(int fd) {
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+struct Child {
+  pid_t pid;
+  int out;  // read end of the child's report pipe
+};
+
+}  // namespace
+
+TEST_CASE("store: N processes claiming one key at the same moment: exactly one Submit", "[store][multiprocess]") {
+  constexpr int kChildren = 4;
+  for (int round = 0; round < 5; ++round) {
+    TempDir d;
+    int go[2], finish_pipe[2];
+    REQUIRE(::pipe(go) == 0);
+    REQUIRE(::pipe(finish_pipe) == 0);
+    std::vector<Child> children;
+    for (int i = 0; i < kChildren; ++i) {
+      int rep[2];
+      REQUIRE(::pipe(rep) == 0);
+      pid_t pid = ::fork();
+      REQUIRE(pid >= 0);
+      if (pid == 0) {
+        ::close(go[1]);
+        ::close(finish_pipe[1]);
+        ::close(rep[0]);
+        std::string result;
+        try {
+          auto s = StateStore::open(d.path / ".klingrun");  // real clock, real pid owner
+          char c;
+          (void)!::read(go[0], &c, 1);  // all children are released together (EOF)
+          Claim cl = s->claim(intent("same-key"));
+          result = std::string(kr::run::to_string(cl.action));
+          write_all(rep[1], result);
+          ::close(rep[1]);
+          (void)!::read(finish_pipe[0], &c, 1);  // stay alive (the owner must stay live) until told
+        } catch (const std::exception& e) {
+          write_all(rep[1], std::string("error: ") + e.what());
+          ::_exit(2);
+        }
+        ::_exit(0);
+      }
+      ::close(rep[1]);
+      children.push_back({pid, rep[0]});
+    }
+    ::close(go[0]);
+    ::close(finish_pipe[0]);
+    ::usleep(50 * 1000);  // let every child open the store
+    ::close(go[1]);       // go!
+    std::map<std::string, int> counts;
+    for (auto& c : children) {
+      std::string r = read_all(c.out);
+      ::close(c.out);
+      counts[r]++;
+      INFO("child said: " << r);
+      CHECK((r == "submit" || r == "wait-other"));
+    }
+    ::close(finish_pipe[1]);
+    for (auto& c : children) {
+      int status = 0;
+      ::waitpid(c.pid, &status, 0);
+      CHECK(WIFEXITED(status));
+      CHECK(WEXITSTATUS(status) == 0);
+    }
+    CHECK(counts["submit"] == 1);
+    CHECK(counts["wait-other"] == kChildren - 1);
+  }
+}
+
+TEST_CASE("store: many processes, many keys: no busy errors, one Submit per key", "[store][multiprocess]") {
+  constexpr int kChildren = 4;
+  constexpr int kKeys = 60;
+  TempDir d;
+  int go[2];
+  REQUIRE(::pipe(go) == 0);
+  std::vector<Child> children;
+  for (int i = 0; i < kChildren; ++i) {
+    int rep[2];
+    REQUIRE(::pipe(rep) == 0);
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::close(go[1]);
+      ::close(rep[0]);
+      int code = 0;
+      std::string report;
+      try {
+        StoreOptions o;
+        o.busy_timeout = std::chrono::milliseconds(30000);
+        auto s = StateStore::open(d.path, o);
+        char c;
+        (void)!::read(go[0], &c, 1);
+        // Each child walks the keys in its own order so that they collide everywhere.
+        for (int n = 0; n < kKeys; ++n) {
+          int k = (i % 2 == 0) ? n : kKeys - 1 - n;
+          std::string key = "key-" + std::to_string(k);
+          Claim cl = s->claim(intent(key, key, "many.lua"));
+          if (cl.action == Claim::Submit) {
+            report += key + "\n";
+            s->heartbeat();
+            s->mark_submitted(key, "req-" + key);
+            s->store_result(key, {{"video", {{"url", key}}}}, 5.0);
+            fs::path f = d.path / (key + ".mp4");
+            std::ofstream(f) << key;
+            s->add_file(key, "video", f, kr::run::sha256_file(f), fs::file_size(f));
+            s->mark_done(key);
+          }
+          s->list();
+        }
+        s->release();
+      } catch (const std::exception& e) {
+        report += std::string("error: ") + e.what() + "\n";
+        code = 2;
+      }
+      write_all(rep[1], report);
+      ::close(rep[1]);
+      ::_exit(code);
+    }
+    ::close(rep[1]);
+    children.push_back({pid, rep[0]});
+  }
+  ::close(go[0]);
+  ::usleep(50 * 1000);
+  ::close(go[1]);
+  std::map<std::string, int> submits;
+  for (auto& c : children) {
+    std::string r = read_all(c.out);
+    ::close(c.out);
+    size_t pos = 0;
+    while (pos < r.size()) {
+      size_t nl = r.find('\n', pos);
+      std::string line = r.substr(pos, nl - pos);
+      pos = nl == std::string::npos ? r.size() : nl + 1;
+      INFO(line);
+      CHECK(line.rfind("error", 0) != 0);
+      submits[line]++;
+    }
+    int status = 0;
+    ::waitpid(c.pid, &status, 0);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
+  CHECK(submits.size() == static_cast<size_t>(kKeys));
+  for (auto& [k, n] : submits) {
+    INFO(k);
+    CHECK(n == 1);
+  }
+  auto s = StateStore::open(d.path);
+  auto all = s->list(std::string("many.lua"));
+  CHECK(all.size() == static_cast<size_t>(kKeys));
+  for (auto& r : all) {
+    CHECK(r.state == JobState::Done);
+    CHECK(r.generation == 1);
+  }
+}
