@@ -1,5 +1,6 @@
 #include "core/catalog.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace kr {
@@ -11,6 +12,42 @@ const json* Endpoint::field(std::string_view name) const {
   return it == f.end() ? nullptr : &*it;
 }
 
+const FieldSpec* Endpoint::field_spec(std::string_view name) const {
+  auto it = std::lower_bound(fields.begin(), fields.end(), name, [](const FieldSpec& f, std::string_view n) { return f.name < n; });
+  return (it != fields.end() && it->name == name) ? &*it : nullptr;
+}
+
+namespace {
+
+FieldSpec compile_field(const std::string& name, const json& f) {
+  static const std::pair<const char*, FieldSpec::Type> types[] = {
+      {"string", FieldSpec::Type::string},         {"number", FieldSpec::Type::number},
+      {"boolean", FieldSpec::Type::boolean},       {"duration", FieldSpec::Type::duration},
+      {"url", FieldSpec::Type::url},               {"url_list", FieldSpec::Type::url_list},
+      {"string_list", FieldSpec::Type::string_list}, {"multi_prompt", FieldSpec::Type::multi_prompt},
+      {"elements", FieldSpec::Type::elements}};
+  FieldSpec s;
+  s.name = name;
+  s.raw = &f;
+  std::string type = f.value("type", "string");
+  bool known = false;
+  for (auto& [n, t] : types)
+    if (type == n) { s.type = t; known = true; }
+  if (!known) throw std::runtime_error("endpoints.json: field " + name + " has unknown type " + type);
+  if (f.contains("enum")) for (auto& e : f["enum"]) s.enums.push_back(e.get<std::string>());
+  s.min = f.value("min", -1e300);
+  s.max = f.value("max", 1e300);
+  s.max_length = f.value("max_length", std::size_t{0});
+  s.max_items = f.value("max_items", std::size_t{0});
+  if (f.contains("default")) s.default_value = &f["default"];
+  s.fill = f.value("fill", false);
+  s.fill_with_shots = f.value("fill_with", "") == "multi_prompt";
+  s.media = f.value("media", "");
+  return s;
+}
+
+}  // namespace
+
 std::string Endpoint::str(std::string_view key) const {
   auto it = spec.find(std::string(key));
   return (it != spec.end() && it->is_string()) ? it->get<std::string>() : std::string();
@@ -18,7 +55,13 @@ std::string Endpoint::str(std::string_view key) const {
 
 Catalog::Catalog(const json& doc) : doc_(doc) {
   for (auto& e : doc_.at("endpoints")) {
-    endpoints_.push_back({e.at("id"), e.at("short"), e.at("family"), e.at("tier"), e.at("mode"), e});
+    Endpoint ep{e.at("id"), e.at("short"), e.at("family"), e.at("tier"), e.at("mode"), e, {}};
+    endpoints_.push_back(std::move(ep));
+  }
+  // Compile after the vector stops moving: FieldSpec points into each endpoint's own spec.
+  for (auto& ep : endpoints_) {
+    for (auto& [name, f] : ep.spec["fields"].items()) ep.fields.push_back(compile_field(name, f));
+    std::sort(ep.fields.begin(), ep.fields.end(), [](auto& a, auto& b) { return a.name < b.name; });
   }
 }
 

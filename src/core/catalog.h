@@ -11,6 +11,22 @@ namespace kr {
 
 using json = nlohmann::json;
 
+// A field's rules, read once from endpoints.json so validation does no JSON lookups per request.
+struct FieldSpec {
+  enum class Type { string, number, boolean, duration, url, url_list, string_list, multi_prompt, elements };
+  std::string name;
+  Type type = Type::string;
+  std::vector<std::string> enums;      // allowed values (strings and durations)
+  double min = -1e300, max = 1e300;    // numbers
+  std::size_t max_length = 0;          // strings; 0 = no limit
+  std::size_t max_items = 0;           // lists; 0 = no limit
+  const json* default_value = nullptr; // nullptr = no default
+  bool fill = false;                   // write the default in when absent
+  bool fill_with_shots = false;        // ... only when multi_prompt is given
+  std::string media;                   // "image"/"video" for file fields, else ""
+  const json* raw = nullptr;           // the entry as written (hints, warnings)
+};
+
 struct Endpoint {
   std::string id;        // fal-ai/kling-video/v3/pro/text-to-video
   std::string short_id;  // v3/pro/t2v
@@ -20,7 +36,9 @@ struct Endpoint {
   json spec;             // the catalog entry as written in endpoints.json
 
   const json* field(std::string_view name) const;
-  bool has(std::string_view name) const { return field(name) != nullptr; }
+  const FieldSpec* field_spec(std::string_view name) const;
+  std::vector<FieldSpec> fields;       // compiled from spec["fields"]; sorted by name
+  bool has(std::string_view name) const { return field_spec(name) != nullptr; }
   // Value of a top-level key of the entry (e.g. "start_image"), or "" when absent.
   std::string str(std::string_view key) const;
 };
@@ -28,6 +46,8 @@ struct Endpoint {
 class Catalog {
  public:
   explicit Catalog(const json& doc);
+  Catalog(const Catalog&) = delete;  // FieldSpecs point into the catalog's own JSON
+  Catalog& operator=(const Catalog&) = delete;
   static const Catalog& builtin();
 
   // Accepts the full fal id, the id without "fal-ai/kling-video/", or the short form

@@ -1,7 +1,7 @@
 #include "core/elements.h"
 
 #include <cctype>
-#include <regex>
+#include <algorithm>
 
 namespace kr {
 namespace {
@@ -11,8 +11,9 @@ bool is_name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) |
 
 // `@Element3` and `@Image2` are fal's own references, never element names.
 bool is_fal_reference(const std::string& name) {
-  static const std::regex re("^(Element|Image)[0-9]+$");
-  return std::regex_match(name, re);
+  std::size_t digits = name.rfind("Element", 0) == 0 ? 7 : name.rfind("Image", 0) == 0 ? 5 : 0;
+  return digits && name.size() > digits &&
+         std::all_of(name.begin() + static_cast<long>(digits), name.end(), [](unsigned char c) { return std::isdigit(c); });
 }
 
 std::string join(const std::vector<std::string>& v) {

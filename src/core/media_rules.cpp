@@ -78,10 +78,13 @@ void for_each_media(const Endpoint& ep, json& in,
   auto visit = [&](json& v, const std::string& kind, const std::string& path) {
     if (v.is_string() && !v.get<std::string>().empty()) fn(v, kind, path);
   };
-  for (auto& [name, spec] : ep.spec["fields"].items()) {
-    if (!in.contains(name) || !spec.contains("media")) continue;
-    json& v = in[name];
-    const std::string kind = spec["media"];
+  for (auto& f : ep.fields) {
+    if (f.media.empty()) continue;
+    auto it = in.find(f.name);
+    if (it == in.end()) continue;
+    json& v = *it;
+    const std::string& kind = f.media;
+    const std::string& name = f.name;
     visit(v, kind, name);
     if (v.is_array())
       for (std::size_t i = 0; i < v.size(); ++i) visit(v[i], kind, name + "[" + std::to_string(i) + "]");

@@ -61,10 +61,9 @@ json normalize(const Endpoint& endpoint, json input, Report& report) {
     if (!input.contains("duration") && summable) input["duration"] = std::to_string(total);
   }
 
-  for (auto& [name, spec] : endpoint.spec["fields"].items()) {
-    if (input.contains(name) || !spec.contains("default")) continue;
-    bool fill = spec.value("fill", false) || (spec.value("fill_with", "") == "multi_prompt" && has_shots);
-    if (fill) input[name] = spec["default"];
+  for (auto& f : endpoint.fields) {
+    if (!f.default_value || !(f.fill || (f.fill_with_shots && has_shots)) || input.contains(f.name)) continue;
+    input[f.name] = *f.default_value;
   }
   return input;
 }

@@ -7,9 +7,11 @@
 
 namespace kr {
 
-Prepared prepare(const Request& req, const CoreContext& ctx) {
+Prepared prepare(const Request& req, const CoreContext& ctx) { return prepare(req.endpoint, json(req.input), ctx); }
+
+Prepared prepare(const std::string& endpoint, json&& input, const CoreContext& ctx) {
   Prepared p;
-  std::string id = req.endpoint.empty() ? ctx.default_endpoint : req.endpoint;
+  const std::string& id = endpoint.empty() ? ctx.default_endpoint : endpoint;
   p.endpoint = ctx.catalog->find(id);
   if (!p.endpoint) {
     std::string known;
@@ -17,7 +19,6 @@ Prepared prepare(const Request& req, const CoreContext& ctx) {
     p.report.error("endpoint", "\"" + id + "\" is not a known Kling endpoint (known: " + known + ")");
     return p;
   }
-  json input = req.input;
   if (ctx.elements && input.is_object()) resolve_elements(input, *ctx.elements, p.report);
   p.input = normalize(*p.endpoint, std::move(input), p.report);
   p.report.merge(validate(*p.endpoint, p.input, *ctx.catalog));

@@ -27,5 +27,7 @@ struct CoreContext {
 };
 
 Prepared prepare(const Request& request, const CoreContext& ctx = {});
+// The same, consuming the request's input (no copy: the runner's hot path).
+Prepared prepare(const std::string& endpoint, json&& input, const CoreContext& ctx = {});
 
 }  // namespace kr

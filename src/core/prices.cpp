@@ -23,6 +23,16 @@ std::string format_usd(double v) {
 PriceTable::PriceTable(json doc) : doc_(std::move(doc)) {
   if (!doc_.is_object() || !doc_.contains("rows") || !doc_["rows"].is_array())
     throw std::runtime_error("price table has no \"rows\" list");
+  // Row shape is checked once here, so lookups below never read a missing key.
+  std::size_t i = 0;
+  for (auto& row : doc_["rows"]) {
+    std::string where = "price table row " + std::to_string(++i);
+    if (!row.is_object()) throw std::runtime_error(where + " is not an object");
+    if (!row.contains("endpoints") || !row["endpoints"].is_array())
+      throw std::runtime_error(where + " has no \"endpoints\" list");
+    if (row.contains("current") && !row["current"].is_boolean())
+      throw std::runtime_error(where + ": \"current\" must be true or false");
+  }
 }
 
 const PriceTable& PriceTable::builtin() {
@@ -39,6 +49,8 @@ PriceTable PriceTable::from_file(const std::string& path) {
     return PriceTable(json::parse(ss.str()));
   } catch (const json::exception& e) {
     throw std::runtime_error("price file " + path + " is not valid JSON: " + e.what());
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error("price file " + path + ": " + e.what());
   }
 }
 
@@ -58,8 +70,14 @@ Estimate PriceTable::estimate(const Endpoint& ep, const json& in) const {
   e.note = row->value("note", "");
   e.seconds = std::stoi(in.value("duration", std::string("5")));
 
+  auto number = [&](const std::string& key) -> const json* {
+    auto it = row->find(key);
+    return it != row->end() && it->is_number() ? &*it : nullptr;
+  };
   if (row->value("formula", "") == "first5") {  // C3: v2.5-turbo
-    double first = (*row)["first_5s"], extra = (*row)["per_extra_second"];
+    if (!number("first_5s") || !number("per_extra_second"))
+      throw std::runtime_error("the \"first5\" price of " + ep.id + " needs numeric first_5s and per_extra_second");
+    double first = *number("first_5s"), extra = *number("per_extra_second");
     e.audio = "off";
     e.rate = extra;
     e.usd = round_usd(first + extra * std::max(0, e.seconds - 5));
@@ -72,9 +90,9 @@ Estimate PriceTable::estimate(const Endpoint& ep, const json& in) const {
   if (in.contains("elements") && in["elements"].is_array())
     for (auto& el : in["elements"]) voice = voice || (el.is_object() && el.contains("voice_id"));
   e.audio = !audio ? "off" : (voice ? "voice" : "on");
-  const json& rate = (*row)[e.audio];
-  if (!rate.is_number()) throw std::runtime_error("no \"" + e.audio + "\" audio price for " + ep.id + " in the price table");
-  e.rate = rate;
+  const json* rate = number(e.audio);
+  if (!rate) throw std::runtime_error("no \"" + e.audio + "\" audio price for " + ep.id + " in the price table");
+  e.rate = *rate;
   e.usd = round_usd(e.rate * e.seconds);  // C1
   e.formula = std::to_string(e.seconds) + " s × " + format_usd(e.rate) + "/s (audio " + e.audio + ")";
   return e;

@@ -1,6 +1,8 @@
 #include "core/validate.h"
 
-#include <regex>
+#include <algorithm>
+#include <cctype>
+#include <optional>
 #include <set>
 
 #include "core/text.h"
@@ -48,49 +50,67 @@ void check_duration(const json& v, const json& values, const std::string& path, 
 }
 
 // Field-level checks from the catalog entry (types, enums, ranges, lengths).
-void check_field(const std::string& name, const json& v, const json& spec, Report& r) {
-  std::string type = spec.value("type", "string");
-  if (type == "string") {
-    if (!v.is_string()) { r.error(name, "must be a string, got " + type_name(v) + " " + show(v)); return; }
-    std::string s = v;
-    if (spec.contains("enum")) {
-      bool ok = false;
-      for (auto& e : spec["enum"]) ok = ok || e == s;
-      if (!ok) {
-        std::string hint = spec.contains("value_hints") ? spec["value_hints"].value(s, "") : "";
-        r.error(name, show(v) + " is not one of " + enum_list(spec["enum"]) + (hint.empty() ? "" : " — " + hint));
+void check_field(const std::string& name, const json& v, const FieldSpec& spec, Report& r) {
+  using T = FieldSpec::Type;
+  switch (spec.type) {
+    case T::string: {
+      if (!v.is_string()) { r.error(name, "must be a string, got " + type_name(v) + " " + show(v)); return; }
+      const std::string& s = v.get_ref<const std::string&>();
+      if (!spec.enums.empty()) {
+        if (std::find(spec.enums.begin(), spec.enums.end(), s) == spec.enums.end()) {
+          const json& raw = *spec.raw;
+          std::string hint = raw.contains("value_hints") ? raw["value_hints"].value(s, "") : "";
+          r.error(name, show(v) + " is not one of " + enum_list(raw["enum"]) + (hint.empty() ? "" : " — " + hint));
+        } else if (spec.raw->contains("warn_values") && (*spec.raw)["warn_values"].contains(s)) {
+          r.warn(name, (*spec.raw)["warn_values"][s].get<std::string>());
+        }
       }
-      else if (spec.contains("warn_values") && spec["warn_values"].contains(s))
-        r.warn(name, spec["warn_values"][s].get<std::string>());
+      if (spec.max_length && utf8_length(s) > spec.max_length)
+        r.error(name, std::to_string(utf8_length(s)) + " characters is above the " + std::to_string(spec.max_length) + "-character limit");
+      return;
     }
-    if (spec.contains("max_length") && utf8_length(s) > spec["max_length"].get<std::size_t>())
-      r.error(name, std::to_string(utf8_length(s)) + " characters is above the " +
-                        std::to_string(spec["max_length"].get<int>()) + "-character limit");
-  } else if (type == "number") {
-    if (!v.is_number() || v.is_boolean()) { r.error(name, "must be a number, got " + type_name(v) + " " + show(v)); return; }
-    double d = v.get<double>();
-    if (d < spec.value("min", -1e300) || d > spec.value("max", 1e300))
-      r.error(name, v.dump() + " is outside the range " + spec["min"].dump() + " … " + spec["max"].dump());
-  } else if (type == "boolean") {
-    if (!v.is_boolean()) r.error(name, "must be true or false, got " + type_name(v) + " " + show(v));
-  } else if (type == "duration") {
-    check_duration(v, spec["enum"], name, r, false);
-  } else if (type == "url") {
-    if (!v.is_string() || v.get<std::string>().empty()) r.error(name, "must be a non-empty URL or file path, got " + show(v));
-  } else if (type == "url_list" || type == "string_list") {
-    if (!v.is_array()) { r.error(name, "must be a list, got " + type_name(v)); return; }
-    for (std::size_t i = 0; i < v.size(); ++i)
-      if (!v[i].is_string() || v[i].get<std::string>().empty())
-        r.error(idx(name, i), "must be a non-empty " + std::string(type == "url_list" ? "URL or file path" : "string") + ", got " + show(v[i]));
-    if (spec.contains("max_items") && v.size() > spec["max_items"].get<std::size_t>())
-      r.error(name, std::to_string(v.size()) + " entries is above the maximum of " + spec["max_items"].dump());
-  } else if (type == "multi_prompt" || type == "elements") {
-    if (!v.is_array()) r.error(name, "must be a list, got " + type_name(v));
+    case T::number: {
+      if (!v.is_number() || v.is_boolean()) { r.error(name, "must be a number, got " + type_name(v) + " " + show(v)); return; }
+      double d = v.get<double>();
+      if (d < spec.min || d > spec.max)
+        r.error(name, v.dump() + " is outside the range " + (*spec.raw)["min"].dump() + " … " + (*spec.raw)["max"].dump());
+      return;
+    }
+    case T::boolean:
+      if (!v.is_boolean()) r.error(name, "must be true or false, got " + type_name(v) + " " + show(v));
+      return;
+    case T::duration:
+      check_duration(v, (*spec.raw)["enum"], name, r, false);
+      return;
+    case T::url:
+      if (!v.is_string() || v.get_ref<const std::string&>().empty()) r.error(name, "must be a non-empty URL or file path, got " + show(v));
+      return;
+    case T::url_list:
+    case T::string_list: {
+      if (!v.is_array()) { r.error(name, "must be a list, got " + type_name(v)); return; }
+      for (std::size_t i = 0; i < v.size(); ++i)
+        if (!v[i].is_string() || v[i].get_ref<const std::string&>().empty())
+          r.error(idx(name, i), "must be a non-empty " + std::string(spec.type == T::url_list ? "URL or file path" : "string") + ", got " + show(v[i]));
+      if (spec.max_items && v.size() > spec.max_items)
+        r.error(name, std::to_string(v.size()) + " entries is above the maximum of " + std::to_string(spec.max_items));
+      return;
+    }
+    case T::multi_prompt:
+    case T::elements:
+      if (!v.is_array()) r.error(name, "must be a list, got " + type_name(v));
+      return;
   }
 }
 
 bool nonempty_string(const json& in, const char* k) {
   return in.contains(k) && in[k].is_string() && !in[k].get<std::string>().empty();
+}
+
+// generate_audio as written: `absent` when missing; nullopt when not a boolean (check_field names that).
+std::optional<bool> audio_flag(const json& in, bool absent) {
+  if (!in.contains("generate_audio")) return absent;
+  if (!in["generate_audio"].is_boolean()) return std::nullopt;
+  return in["generate_audio"].get<bool>();
 }
 
 // Rules 3/4: which of prompt and multi_prompt must be present.
@@ -172,11 +192,14 @@ void check_frames(const Endpoint& ep, const json& in, Report& r) {
 
 // Rules 17–20, 23 (element half): the elements array.
 void check_elements(const Endpoint& ep, const json& in, Report& r) {
-  if (!in.contains("elements") || !in["elements"].is_array()) return;
-  const json& els = in["elements"];
+  // No "elements" entry in the catalog: rule 1 already refused the field.
+  if (!ep.spec.contains("elements")) return;
+  // Without elements there are still image_urls to count (rule 20, O3 R2V).
+  static const json no_elements = json::array();
+  const json& els = in.contains("elements") && in["elements"].is_array() ? in["elements"] : no_elements;
   const json& rules = ep.spec["elements"];
   std::string voice_field = rules.contains("voice") ? rules["voice"].value("field", "") : "";
-  bool audio = in.value("generate_audio", false);
+  std::optional<bool> audio = audio_flag(in, false);
   int videos = 0, voices = 0;
   for (std::size_t i = 0; i < els.size(); ++i) {
     std::string base = idx("elements", i);
@@ -213,7 +236,7 @@ void check_elements(const Endpoint& ep, const json& in, Report& r) {
       // Rule 23: confirmed (S2) that binding a voice to an image element is refused.
       if (!video) r.error(base + "." + voice_field, "a voice can only be bound to a video element; element " + std::to_string(i + 1) + " is an image set");
       // Inferred: voice is priced "if used while generating audio"; refuse it with audio off.
-      if (!audio) r.error(base + "." + voice_field, "a bound voice needs generate_audio = true");
+      if (audio == false) r.error(base + "." + voice_field, "a bound voice needs generate_audio = true");
     }
   }
   // Rule 19 (confirmed by fal's field text).
@@ -232,8 +255,32 @@ void check_elements(const Endpoint& ep, const json& in, Report& r) {
       r.error("elements", std::to_string(els.size()) + " elements + " + std::to_string(images) + " image_urls = " + std::to_string(n) +
                               " is above the maximum of " + rules["max_with_video"].dump() + " when an element has a video");
     else if (videos == 0 && n > rules["max_without_video"].get<std::size_t>())
-      r.error("elements", std::to_string(els.size()) + " elements + " + std::to_string(images) + " image_urls = " + std::to_string(n) +
+      r.error(els.empty() ? "image_urls" : "elements", std::to_string(els.size()) + " elements + " + std::to_string(images) + " image_urls = " + std::to_string(n) +
                               " is above the maximum of " + rules["max_without_video"].dump() + " (Kling's own limit; UNCONFIRMED on fal)");
+  }
+}
+
+enum class RefKind { element, image, voice };
+
+// Finds `@ElementN`, `@ImageN` and `<<<voice_N>>>` in a prompt (a hand-written scan: this runs
+// for every shot of every plan, and std::regex costs more than the rest of validation).
+template <class Fn>
+void for_each_reference(const std::string& text, Fn&& fn) {
+  auto digits = [&](std::size_t from, std::size_t& end) {
+    end = from;
+    while (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end]))) ++end;
+    return end > from && end - from < 9 ? std::stoul(text.substr(from, end - from)) : std::string::npos;
+  };
+  for (std::size_t i = text.find_first_of("@<"); i != std::string::npos; i = text.find_first_of("@<", i + 1)) {
+    std::size_t end = 0, n = 0;
+    if (text.compare(i, 8, "@Element") == 0) {
+      if ((n = digits(i + 8, end)) != std::string::npos) fn(RefKind::element, n, std::string_view(text).substr(i, end - i));
+    } else if (text.compare(i, 6, "@Image") == 0) {
+      if ((n = digits(i + 6, end)) != std::string::npos) fn(RefKind::image, n, std::string_view(text).substr(i, end - i));
+    } else if (text.compare(i, 9, "<<<voice_") == 0) {
+      if ((n = digits(i + 9, end)) != std::string::npos && text.compare(end, 3, ">>>") == 0)
+        fn(RefKind::voice, n, std::string_view(text).substr(i, end + 3 - i));
+    }
   }
 }
 
@@ -250,30 +297,26 @@ void check_references(const Endpoint& ep, const json& in, Report& r) {
   std::size_t n_img = in.contains("image_urls") && in["image_urls"].is_array() ? in["image_urls"].size() : 0;
   std::size_t n_voice = in.contains("voice_ids") && in["voice_ids"].is_array() ? in["voice_ids"].size() : 0;
   std::set<std::size_t> used_elements;
-  static const std::regex ref(R"(@(Element|Image)([0-9]+)|<<<voice_([0-9]+)>>>)");
   for (auto& [path, text] : texts) {
-    for (std::sregex_iterator it(text.begin(), text.end(), ref), end; it != end; ++it) {
-      auto& m = *it;
-      if (m[1].matched) {
-        std::size_t n = std::stoul(m[2].str());
-        bool element = m[1] == "Element";
-        std::string what = m.str();
-        if (element && !ep.has("elements")) {
-          r.error(path, what + " is used but " + ep.short_id + " takes no elements (elements exist on V3 image-to-video and O3 reference-to-video)");
-        } else if (!element && !ep.has("image_urls")) {
-          r.error(path, what + " is used but " + ep.short_id + " takes no image_urls (only O3 reference-to-video does)");
-        } else if (n < 1 || n > (element ? n_el : n_img)) {
-          r.error(path, what + " refers to " + (element ? "element " : "image ") + std::to_string(n) + " but the request has " +
-                            std::to_string(element ? n_el : n_img) + (element ? " elements" : " image_urls"));
-        } else if (element) {
-          used_elements.insert(n);
-        }
-      } else {
-        std::size_t n = std::stoul(m[3].str());
-        if (!ep.has("voice_ids")) r.error(path, m.str() + " is used but " + ep.short_id + " takes no voice_ids");
-        else if (n < 1 || n > n_voice) r.error(path, m.str() + " refers to voice " + std::to_string(n) + " but voice_ids has " + std::to_string(n_voice));
+    for_each_reference(text, [&](RefKind kind, std::size_t n, std::string_view what_sv) {
+      std::string what(what_sv);
+      if (kind == RefKind::voice) {
+        if (!ep.has("voice_ids")) r.error(path, what + " is used but " + ep.short_id + " takes no voice_ids");
+        else if (n < 1 || n > n_voice) r.error(path, what + " refers to voice " + std::to_string(n) + " but voice_ids has " + std::to_string(n_voice));
+        return;
       }
-    }
+      bool element = kind == RefKind::element;
+      if (element && !ep.has("elements")) {
+        r.error(path, what + " is used but " + ep.short_id + " takes no elements (elements exist on V3 image-to-video and O3 reference-to-video)");
+      } else if (!element && !ep.has("image_urls")) {
+        r.error(path, what + " is used but " + ep.short_id + " takes no image_urls (only O3 reference-to-video does)");
+      } else if (n < 1 || n > (element ? n_el : n_img)) {
+        r.error(path, what + " refers to " + (element ? "element " : "image ") + std::to_string(n) + " but the request has " +
+                          std::to_string(element ? n_el : n_img) + (element ? " elements" : " image_urls"));
+      } else if (element) {
+        used_elements.insert(n);
+      }
+    });
   }
   for (std::size_t i = 1; i <= n_el; ++i)
     if (!used_elements.count(i)) r.warn(idx("elements", i - 1), "element " + std::to_string(i) + " is never referenced as @Element" + std::to_string(i) + " in a prompt");
@@ -282,7 +325,7 @@ void check_references(const Endpoint& ep, const json& in, Report& r) {
 // Rule 23 (top-level voices, v2.6 I2V).
 void check_voice_ids(const json& in, Report& r) {
   if (!in.contains("voice_ids") || !in["voice_ids"].is_array() || in["voice_ids"].empty()) return;
-  if (!in.value("generate_audio", true)) r.error("voice_ids", "voices need generate_audio = true");
+  if (audio_flag(in, true) == false) r.error("voice_ids", "voices need generate_audio = true");
 }
 
 }  // namespace
@@ -295,7 +338,7 @@ Report validate(const Endpoint& ep, const json& in, const Catalog& cat) {
   }
   // Rule 1: unknown fields are errors, with a hint for the usual mix-ups.
   for (auto& [name, value] : in.items()) {
-    const json* spec = ep.field(name);
+    const FieldSpec* spec = ep.field_spec(name);
     if (!spec) {
       std::string hint = cat.hint(name);
       if (name == "image_url" && ep.has("start_image_url")) hint = "this endpoint calls its first frame start_image_url";

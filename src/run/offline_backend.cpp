@@ -13,8 +13,7 @@ void OfflineBackend::poll(int) {
     job->offline = true;
     job->phase = Phase::done;
     job->video_url = "offline://" + job->name;
-    job->video_path = (out_dir_ / (job->name + ".mp4")).string();
-    job->output = {{"video", {{"url", job->video_url}, {"content_type", "video/mp4"}, {"file_name", job->name + ".mp4"}}}};
+    job->video_path = out_prefix_ + job->name + ".mp4";  // where the file would land; nothing is written
     if (hooks_.finished) hooks_.finished(*job);
   }
 }

@@ -10,15 +10,16 @@ namespace kr::run {
 
 class OfflineBackend : public Backend {
  public:
-  explicit OfflineBackend(std::filesystem::path out_dir) : out_dir_(std::move(out_dir)) {}
+  explicit OfflineBackend(const std::filesystem::path& out_dir) : out_prefix_((out_dir / "").string()) {}
   std::string name() const override { return "offline"; }
   void start(Job& job) override { ready_.push_back(&job); }
   void poll(int max_wait_ms) override;
   bool busy() const override { return !ready_.empty(); }
+  bool limited() const override { return false; }
   void cancel(Job& job) override;
 
  private:
-  std::filesystem::path out_dir_;
+  std::string out_prefix_;
   std::vector<Job*> ready_;
 };
 

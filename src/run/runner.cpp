@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <fstream>
 
+#include <openssl/evp.h>
+
 #include "run/hash.h"
 
 namespace kr::run {
@@ -26,7 +28,27 @@ const char* phase_name(Phase p) {
 
 std::string request_key(const std::string& endpoint_id, const json& input, int take) {
   // nlohmann's json object is an ordered map: dump() is canonical (sorted keys, no spaces).
-  return sha256_hex(endpoint_id + "\n" + input.dump() + "\n" + std::to_string(take));
+  std::string canonical = endpoint_id;
+  canonical += '\n';
+  canonical += input.dump();
+  canonical += '\n';
+  canonical += std::to_string(take);
+  // One digest per submitted shot: fetch SHA-256 once and reuse the context (OpenSSL 3's
+  // implicit fetch per EVP_DigestInit costs more than hashing a request).
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  thread_local std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (!md || !ctx || EVP_DigestInit_ex2(ctx.get(), md, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), canonical.data(), canonical.size()) != 1 || EVP_DigestFinal_ex(ctx.get(), digest, &len) != 1)
+    return sha256_hex(canonical);
+  static const char* hex = "0123456789abcdef";
+  std::string out(len * 2, '0');
+  for (unsigned i = 0; i < len; ++i) {
+    out[2 * i] = hex[digest[i] >> 4];
+    out[2 * i + 1] = hex[digest[i] & 0xf];
+  }
+  return out;
 }
 
 std::string safe_name(const std::string& name) {
@@ -59,7 +81,7 @@ Prepared Runner::check(const Request& req) const { return prepare(req, context()
 
 Job& Runner::submit(Request req) {
   if (stopping_) throw SubmitRefused("stopped", {}, "the run is stopping (interrupted); no new jobs are started");
-  Prepared p = check(req);
+  Prepared p = prepare(req.endpoint, std::move(req.input), context());  // the job keeps the normalized input
   if (!p.ok()) {
     std::string summary = p.report.errors.empty() ? "invalid request" : p.report.errors.front().line();
     if (p.report.errors.size() > 1) summary += " (and " + std::to_string(p.report.errors.size() - 1) + " more)";
@@ -68,18 +90,22 @@ Job& Runner::submit(Request req) {
   std::string key = request_key(p.endpoint->id, p.input, req.take);
   std::string name = req.name.empty() ? "" : safe_name(req.name);
 
-  for (auto& j : jobs_) {
-    if (j->key == key && (name.empty() || j->name == name)) return *j;  // same request: same job
-    if (!name.empty() && j->name == name)
-      throw SubmitRefused("name", {{"name", "\"" + name + "\" is already used by another job" +
-                                              (j->request.origin.empty() ? "" : " (" + j->request.origin + ")") +
-                                              "; give each job its own name, or a take to vary it"}},
-                          "name: \"" + name + "\" is already used by another job");
+  // Same request (and the same name, if one was given): the same job, never paid twice.
+  if (auto it = by_key_.find(key); it != by_key_.end() && (name.empty() || it->second->name == name)) return *it->second;
+  if (auto it = by_name_.find(name); !name.empty() && it != by_name_.end()) {
+    const Job& other = *it->second;
+    throw SubmitRefused("name", {{"name", "\"" + name + "\" is already used by another job" +
+                                            (other.request.origin.empty() ? "" : " (" + other.request.origin + ")") +
+                                            "; give each job its own name, or a take to vary it"}},
+                        "name: \"" + name + "\" is already used by another job");
   }
   if (name.empty()) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "_%03zu", jobs_.size() + 1);
-    name = safe_name(opts_.script) + buf;
+    // <script>_001, _002, … in submission order, skipping names the script chose itself.
+    for (std::size_t n = jobs_.size() + 1; name.empty() || by_name_.count(name); ++n) {
+      char buf[24];
+      std::snprintf(buf, sizeof buf, "_%03zu", n);
+      name = safe_name(opts_.script) + buf;
+    }
   }
 
   double cost = p.cost->usd;
@@ -101,16 +127,19 @@ Job& Runner::submit(Request req) {
   job->t_created = now();
   spent_ = round_usd(spent_ + cost);
   Job& ref = *job;
+  by_key_.emplace(key, &ref);
+  by_name_.emplace(ref.name, &ref);
   jobs_.push_back(std::move(job));
   waiting_.push_back(&ref);
+  ++unfinished_;
   notify(ref);
   return ref;
 }
 
 void Runner::tick(int max_wait_ms) {
-  while (!stopping_ && !waiting_.empty() && in_flight_ < opts_.concurrency) {
+  while (!stopping_ && !waiting_.empty() && (in_flight_ < opts_.concurrency || !backend_->limited())) {
     Job* job = waiting_.front();
-    waiting_.erase(waiting_.begin());
+    waiting_.pop_front();
     ++in_flight_;
     backend_->start(*job);
   }
@@ -128,9 +157,7 @@ void Runner::tick(int max_wait_ms) {
 
 bool Runner::idle() const { return pending() == 0 && done_queue_.empty() && !backend_->busy(); }
 
-std::size_t Runner::pending() const {
-  return std::count_if(jobs_.begin(), jobs_.end(), [](auto& j) { return !run::finished(j->phase); });
-}
+std::size_t Runner::pending() const { return unfinished_; }
 
 void Runner::stop_starting() {
   stopping_ = true;
@@ -138,6 +165,7 @@ void Runner::stop_starting() {
     job->phase = Phase::cancelled;
     job->error = JobError{"cancelled", "not started: the run was interrupted", {}, "", ""};
     spent_ = round_usd(spent_ - job->cost.usd);
+    --unfinished_;
     done_queue_.push_back(job);
     notify(*job);
   }
@@ -152,6 +180,7 @@ void Runner::cancel_all() {
 
 void Runner::on_finished(Job& job) {
   --in_flight_;
+  --unfinished_;
   job.t_done = now();
   if (job.reused) spent_ = round_usd(spent_ - job.cost.usd);
   done_queue_.push_back(&job);

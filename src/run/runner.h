@@ -2,6 +2,8 @@
 // It knows neither Lua nor HTTP: requests come in as plain data, a Backend carries them.
 #pragma once
 #include <chrono>
+#include <deque>
+#include <unordered_map>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -86,9 +88,11 @@ class Runner {
   std::unique_ptr<Backend> backend_;
   ElementRegistry elements_;
   std::vector<std::unique_ptr<Job>> jobs_;
-  std::vector<Job*> waiting_;
+  std::unordered_map<std::string, Job*> by_key_, by_name_;
+  std::deque<Job*> waiting_;
   std::vector<Job*> done_queue_;  // finished, waiters not yet called
   int in_flight_ = 0;
+  std::size_t unfinished_ = 0;
   double spent_ = 0;
   bool stopping_ = false;
   std::chrono::steady_clock::time_point t0_;
