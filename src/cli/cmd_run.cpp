@@ -11,6 +11,8 @@
 #include "cli/progress.h"
 #include "lua/host.h"
 #include "run/offline_backend.h"
+#include "run/manifest.h"
+#include "run/state_store.h"
 
 namespace kr::cli {
 
@@ -19,6 +21,12 @@ std::unique_ptr<run::Backend> make_backend(const Args& args, const std::filesyst
 namespace {
 
 volatile std::sig_atomic_t g_interrupts = 0;
+
+bool submitting(const run::Runner& r) {
+  for (auto& j : r.jobs())
+    if (j->phase == run::Phase::submitting) return true;
+  return false;
+}
 extern "C" void on_sigint(int) { g_interrupts = g_interrupts + 1; }
 
 void print_plan_table(const run::Runner& runner) {
@@ -54,7 +62,19 @@ int cmd_run(const Args& args) {
   opts.concurrency = args.concurrency;
   opts.budget = args.budget;
   opts.prices = &price_table(args);
-  run::Runner runner(opts, make_backend(args, out_dir, plan));
+  auto backend = make_backend(args, out_dir, plan);
+  // The state store and manifest guard money: they exist for runs that reach fal.
+  std::unique_ptr<run::StateStore> store;
+  std::unique_ptr<run::ManifestWriter> manifest;
+  if (backend->name() != "offline") {
+    store = run::StateStore::open(state_dir(args));
+    manifest = std::make_unique<run::ManifestWriter>(out_dir / "manifest.json", name);
+    opts.store = store.get();
+    opts.manifest = manifest.get();
+    opts.fresh = args.fresh;
+    opts.resubmit_unknown = args.resubmit_unknown;
+  }
+  run::Runner runner(opts, std::move(backend));
 
   Progress progress(runner, args, plan);
   lua::LuaHost host(runner);
@@ -76,6 +96,10 @@ int cmd_run(const Args& args) {
         if (handled_interrupts == 1 && !args.cancel_on_interrupt) {
           runner.stop_starting();
           progress.interrupted(false);
+          // Let submits already on the wire get their answer (so their request ids are
+          // recorded, not left "unknown"); a second Ctrl-C leaves at once.
+          for (int i = 0; i < 100 && g_interrupts == 1 && submitting(runner); ++i) host.tick(100);
+          if (g_interrupts > 1) { runner.cancel_all(); progress.interrupted(true); for (int i = 0; i < 30 && !runner.idle(); ++i) host.tick(100); }
           break;
         }
         runner.cancel_all();
@@ -90,6 +114,7 @@ int cmd_run(const Args& args) {
   std::signal(SIGTERM, SIG_DFL);
 
   if (runner.backend().name() == "offline" && !runner.jobs().empty()) runner.write_plan();
+  if (store) store->release();  // jobs still on fal: the next run attaches at once
   progress.finish();
 
   if (plan) {

@@ -148,7 +148,9 @@ void Progress::finish() {
     if (j->phase == run::Phase::done) { ++done; seconds += j->cost.seconds; }
     else if (run::finished(j->phase)) ++failed;
     if (j->reused) ++reused;
-    else if (j->phase != run::Phase::cancelled || !j->request_id.empty()) usd += j->cost.usd;
+    // Offline nothing is sent: the estimate is what the plan would cost. With fal, only jobs
+    // whose submit went out this run can be billed.
+    else if (j->offline || j->sent) usd += j->cost.usd;
     if (j->billable_units) { any_billed = true; billed += *j->billable_units; }
   }
   std::string s = std::to_string(done) + "/" + std::to_string(runner_.jobs().size()) + " done, " + std::to_string(failed) +

@@ -164,7 +164,8 @@ int push_outcome(lua_State* L, LuaHost& h, const Job& j) {
     lua_setfield(L, -2, "warnings");
     return 2;
   }
-  std::string msg = "job \"" + j.name + "\" " + (j.error ? j.error->kind : std::string(run::phase_name(j.phase)));
+  std::string msg = "job \"" + j.name + "\" " +
+                    (j.phase == Phase::unknown ? "has an unknown outcome" : j.phase == Phase::cancelled ? "was cancelled" : "failed");
   if (j.error) {
     msg += ": " + j.error->message;
     if (!j.error->request_id.empty()) msg += " [request " + j.error->request_id + "]";

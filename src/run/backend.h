@@ -35,6 +35,8 @@ class Backend {
   virtual void poll(int max_wait_ms) = 0;
   // Something still in progress (transfers, timers)?
   virtual bool busy() const = 0;
+  // Whether the runner's concurrency limit applies (offline jobs cost nothing to run at once).
+  virtual bool limited() const { return true; }
   // Ask fal to cancel the job; the job still finishes through the hooks.
   virtual void cancel(Job& job) = 0;
   void set_hooks(BackendHooks h) { hooks_ = std::move(h); }

@@ -40,6 +40,8 @@ struct Job {
   Phase phase = Phase::waiting;
   Resume resume = Resume::submit;
   bool reused = false;        // result taken from the state store: costs nothing this run
+  double charged = 0;         // what this job counts against this run's budget
+  bool sent = false;          // the submit went out this run (fal may bill it)
   bool attached = false;      // re-attached to a request already on fal
   bool offline = false;
   std::string request_id;

@@ -6,6 +6,7 @@
 
 #include <openssl/evp.h>
 
+#include "core/validate.h"
 #include "run/hash.h"
 
 namespace kr::run {
@@ -58,6 +59,30 @@ std::string safe_name(const std::string& name) {
   return out.empty() ? "job" : out;
 }
 
+// A local file enters the job's identity by its content, not its path: an edited image is a
+// new job, a moved one is not.
+json Runner::canonical_media(const Endpoint& ep, const json& input) {
+  bool local = false;
+  for_each_media(ep, const_cast<json&>(input), [&](json& v, const std::string&, const std::string&) {
+    local = local || !is_remote_url(v.get<std::string>());
+  });
+  if (!local) return input;
+  json copy = input;
+  for_each_media(ep, copy, [&](json& v, const std::string&, const std::string&) {
+    std::string path = v.get<std::string>();
+    if (is_remote_url(path)) return;
+    if (path.rfind("file://", 0) == 0) path = path.substr(7);
+    std::error_code ec;
+    auto size = std::filesystem::file_size(path, ec);
+    auto mtime = std::filesystem::last_write_time(path, ec);
+    std::string stamp = path + "|" + std::to_string(size) + "|" + std::to_string(mtime.time_since_epoch().count());
+    auto it = file_hashes_.find(stamp);
+    if (it == file_hashes_.end()) it = file_hashes_.emplace(stamp, ec ? "unreadable:" + path : sha256_file(path)).first;
+    v = "sha256:" + it->second;
+  });
+  return copy;
+}
+
 Runner::Runner(RunnerOptions opts, std::unique_ptr<Backend> backend)
     : opts_(std::move(opts)), backend_(std::move(backend)), t0_(std::chrono::steady_clock::now()) {
   backend_->set_hooks({[this](Job& j, JobEvent e) { on_event(j, e); }, [this](Job& j) { on_finished(j); }});
@@ -87,7 +112,7 @@ Job& Runner::submit(Request req) {
     if (p.report.errors.size() > 1) summary += " (and " + std::to_string(p.report.errors.size() - 1) + " more)";
     throw SubmitRefused("invalid", p.report.errors, summary);
   }
-  std::string key = request_key(p.endpoint->id, p.input, req.take);
+  std::string key = request_key(p.endpoint->id, canonical_media(*p.endpoint, p.input), req.take);
   std::string name = req.name.empty() ? "" : safe_name(req.name);
 
   // Same request (and the same name, if one was given): the same job, never paid twice.
@@ -108,8 +133,8 @@ Job& Runner::submit(Request req) {
     }
   }
 
-  double cost = p.cost->usd;
-  if (opts_.budget && round_usd(spent_ + cost) > round_usd(*opts_.budget)) {
+  double cost = predicted_charge(key, p.cost->usd);
+  if (opts_.budget && cost > 0 && round_usd(spent_ + cost) > round_usd(*opts_.budget)) {
     std::string msg = "job \"" + name + "\" costs " + format_usd(cost) + "; with " + format_usd(spent_) +
                       " already committed this run it would exceed the budget of " + format_usd(*opts_.budget);
     throw SubmitRefused("budget", {{"budget", msg}}, "budget: " + msg);
@@ -123,6 +148,7 @@ Job& Runner::submit(Request req) {
   job->input = std::move(p.input);
   job->cost = *p.cost;
   job->warnings = p.report.warnings;
+  job->charged = cost;
   job->request = std::move(req);
   job->t_created = now();
   spent_ = round_usd(spent_ + cost);
@@ -137,9 +163,20 @@ Job& Runner::submit(Request req) {
 }
 
 void Runner::tick(int max_wait_ms) {
+  double t = now();
+  if (opts_.store && t - last_heartbeat_ > 3) {
+    last_heartbeat_ = t;
+    try { opts_.store->heartbeat(); } catch (const std::exception&) {}  // next tick tries again
+  }
+  for (auto it = parked_.begin(); it != parked_.end();) {
+    if (it->second > t || stopping_) { ++it; continue; }
+    waiting_.push_front(it->first);
+    it = parked_.erase(it);
+  }
   while (!stopping_ && !waiting_.empty() && (in_flight_ < opts_.concurrency || !backend_->limited())) {
     Job* job = waiting_.front();
     waiting_.pop_front();
+    if (opts_.store && !claim(*job)) continue;
     ++in_flight_;
     backend_->start(*job);
   }
@@ -157,6 +194,157 @@ void Runner::tick(int max_wait_ms) {
 
 bool Runner::idle() const { return pending() == 0 && done_queue_.empty() && !backend_->busy(); }
 
+double Runner::predicted_charge(const std::string& key, double cost) const {
+  if (!opts_.store) return cost;
+  try {
+    auto row = opts_.store->get(key);
+    if (!row) return cost;
+    switch (row->state) {
+      case JobState::Failed:
+      case JobState::Cancelled: return cost;
+      case JobState::Unknown: return opts_.resubmit_unknown ? cost : 0;
+      default: return opts_.fresh && row->created_ms < opts_.store->now_ms() - 1000 * now() ? cost : 0;
+    }
+  } catch (const std::exception&) {
+    return cost;  // budget as if it will be paid
+  }
+}
+
+bool Runner::claim(Job& job) {
+  JobIntent intent;
+  intent.key = job.key;
+  intent.name = job.name;
+  intent.script = opts_.script;
+  intent.endpoint = job.endpoint->id;
+  intent.input = job.input;
+  intent.take = job.request.take;
+  intent.cost_usd = job.cost.usd;
+  intent.fresh = opts_.fresh;
+  intent.resubmit_unknown = opts_.resubmit_unknown;
+  Claim c;
+  try {
+    c = opts_.store->claim(intent);
+  } catch (const std::exception& e) {
+    job.phase = Phase::failed;
+    job.error = JobError{"state", std::string("state store: ") + e.what(), {}, "", "nothing was sent"};
+    finish_here(job);
+    return false;
+  }
+  auto uncharge = [&] { spent_ = round_usd(spent_ - job.charged); job.charged = 0; };
+  switch (c.action) {
+    case Claim::Submit:
+      if (job.charged == 0) {  // predicted free (e.g. a row that changed under us): charge now
+        if (opts_.budget && round_usd(spent_ + job.cost.usd) > round_usd(*opts_.budget)) {
+          try { opts_.store->mark_failed(job.key, "refused by the budget before sending"); } catch (const std::exception&) {}
+          job.phase = Phase::failed;
+          job.error = JobError{"budget", "job \"" + job.name + "\" costs " + format_usd(job.cost.usd) + "; with " + format_usd(spent_) +
+                                             " already committed this run it would exceed the budget of " + format_usd(*opts_.budget),
+                               {}, "", ""};
+          finish_here(job);
+          return false;
+        }
+        job.charged = job.cost.usd;
+        spent_ = round_usd(spent_ + job.charged);
+      }
+      job.resume = Resume::submit;
+      return true;
+    case Claim::Attach:
+      uncharge();
+      job.resume = Resume::attach;
+      job.request_id = c.job.request_id;
+      return true;
+    case Claim::Download:
+      uncharge();
+      job.resume = Resume::download;
+      job.request_id = c.job.request_id;
+      job.output = c.job.result;
+      return true;
+    case Claim::Reuse:
+      uncharge();
+      job.reused = true;
+      job.request_id = c.job.request_id;
+      job.output = c.job.result;
+      for (auto& f : c.job.files) {
+        if (f.role != "video") continue;
+        job.video_path = f.path.string();
+        job.video_sha256 = f.sha256;
+        job.video_bytes = f.size;
+      }
+      if (job.output.contains("video") && job.output["video"].is_object())
+        job.video_url = job.output["video"].value("url", "");
+      job.phase = Phase::done;
+      finish_here(job);
+      return false;
+    case Claim::WaitOther:
+      parked_.push_back({&job, now() + 1.0});
+      return false;
+    case Claim::Unknown:
+      uncharge();
+      job.request_id = c.job.request_id;
+      job.phase = Phase::unknown;
+      job.error = JobError{"unknown_submit", c.reason, {}, c.job.request_id,
+                           "not resubmitted, to avoid paying twice. Check your requests at https://fal.ai/dashboard; "
+                           "if no job was created, run again with --resubmit-unknown"};
+      finish_here(job);
+      return false;
+  }
+  return false;
+}
+
+void Runner::finish_here(Job& job) {
+  --unfinished_;
+  job.t_done = now();
+  done_queue_.push_back(&job);
+  record_end(job);
+  notify(job);
+}
+
+void Runner::store_warn(Job& job, const std::exception& e) {
+  job.warnings.push_back({"state", std::string("state store: ") + e.what()});
+}
+
+// Each durable step is committed here, inside the backend's callback, before the backend
+// hands its next request to curl.
+void Runner::record(Job& job, JobEvent e) {
+  StateStore* st = opts_.store;
+  if (!st) return;
+  try {
+    switch (e) {
+      case JobEvent::sending: st->mark_sent(job.key); return;
+      case JobEvent::submitted: st->mark_submitted(job.key, job.request_id); break;
+      case JobEvent::result: st->store_result(job.key, job.output, job.billable_units); break;
+      default: return;
+    }
+    if (opts_.manifest) opts_.manifest->update(*st->get(job.key));
+  } catch (const std::exception& ex) {
+    store_warn(job, ex);
+  }
+}
+
+void Runner::record_end(Job& job) {
+  StateStore* st = opts_.store;
+  if (!st) return;
+  try {
+    auto row = st->get(job.key);
+    if (!row) return;  // never claimed (e.g. dropped before it started)
+    if (job.phase == Phase::done && !job.reused) {
+      st->add_file(job.key, "video", job.video_path, job.video_sha256, job.video_bytes);
+      st->mark_done(job.key);
+    } else if (job.phase == Phase::unknown && row->state == JobState::Sending) {
+      st->mark_unknown(job.key, job.error ? job.error->message : "outcome unknown");
+    } else if (job.phase == Phase::cancelled && (row->state == JobState::Sending || row->state == JobState::Submitted || row->state == JobState::Unknown)) {
+      st->mark_cancelled(job.key);
+    } else if (job.phase == Phase::failed && job.error && job.error->kind != "download" && job.error->kind != "state" &&
+               job.error->kind != "budget" && row->state != JobState::Done) {
+      // A failed download keeps the stored result: the next run downloads it again.
+      st->mark_failed(job.key, job.error->message);
+    }
+    if (opts_.manifest) opts_.manifest->update(*st->get(job.key));
+  } catch (const std::exception& ex) {
+    store_warn(job, ex);
+  }
+}
+
 std::size_t Runner::pending() const { return unfinished_; }
 
 void Runner::stop_starting() {
@@ -164,12 +352,23 @@ void Runner::stop_starting() {
   for (Job* job : waiting_) {
     job->phase = Phase::cancelled;
     job->error = JobError{"cancelled", "not started: the run was interrupted", {}, "", ""};
-    spent_ = round_usd(spent_ - job->cost.usd);
+    spent_ = round_usd(spent_ - job->charged);
+    job->charged = 0;
     --unfinished_;
     done_queue_.push_back(job);
     notify(*job);
   }
   waiting_.clear();
+  for (auto& [job, _] : parked_) {
+    job->phase = Phase::cancelled;
+    job->error = JobError{"cancelled", "not started: the run was interrupted (another process was running it)", {}, "", ""};
+    spent_ = round_usd(spent_ - job->charged);
+    job->charged = 0;
+    --unfinished_;
+    done_queue_.push_back(job);
+    notify(*job);
+  }
+  parked_.clear();
 }
 
 void Runner::cancel_all() {
@@ -182,12 +381,19 @@ void Runner::on_finished(Job& job) {
   --in_flight_;
   --unfinished_;
   job.t_done = now();
-  if (job.reused) spent_ = round_usd(spent_ - job.cost.usd);
+  record_end(job);
   done_queue_.push_back(&job);
   notify(job);
 }
 
-void Runner::on_event(Job& job, JobEvent) { notify(job); }
+void Runner::on_event(Job& job, JobEvent e) {
+  if (e == JobEvent::sending) job.sent = true;
+  if (e == JobEvent::submitted && job.t_submitted == 0) job.t_submitted = now();
+  if (job.phase == Phase::running && job.t_started == 0) job.t_started = now();
+  if (e == JobEvent::result) job.t_completed = now();
+  record(job, e);
+  notify(job);
+}
 
 void Runner::notify(const Job& job) {
   for (auto& fn : listeners_) fn(job);

@@ -14,6 +14,8 @@
 
 #include "core/prepare.h"
 #include "run/backend.h"
+#include "run/manifest.h"
+#include "run/state_store.h"
 
 namespace kr::run {
 
@@ -32,6 +34,11 @@ struct RunnerOptions {
   std::optional<double> budget;                  // USD for this run
   const PriceTable* prices = &PriceTable::builtin();
   std::string default_endpoint = "v3/pro/t2v";
+  // Durable journal (fal runs): reuse, re-attach, never pay twice. nullptr = none (offline).
+  StateStore* store = nullptr;
+  ManifestWriter* manifest = nullptr;
+  bool fresh = false;             // generate anew even when a stored result exists
+  bool resubmit_unknown = false;  // resubmit jobs whose earlier submit had an unknown outcome
 };
 
 class Runner {
@@ -80,6 +87,15 @@ class Runner {
 
  private:
   void on_finished(Job& job);
+  // Asks the store what to do with a job about to start; false when it needs no backend
+  // (reused, unknown, refused) or must wait for another process.
+  bool claim(Job& job);
+  void finish_here(Job& job);  // a job finished without the backend
+  void record(Job& job, JobEvent e);
+  void record_end(Job& job);
+  void store_warn(Job& job, const std::exception& e);
+  double predicted_charge(const std::string& key, double cost) const;
+  json canonical_media(const Endpoint& ep, const json& input);
   void on_event(Job& job, JobEvent e);
   void notify(const Job& job);
   CoreContext context() const;
@@ -89,6 +105,9 @@ class Runner {
   ElementRegistry elements_;
   std::vector<std::unique_ptr<Job>> jobs_;
   std::unordered_map<std::string, Job*> by_key_, by_name_;
+  std::vector<std::pair<Job*, double>> parked_;  // waiting for another process (job, next check)
+  double last_heartbeat_ = 0;
+  std::unordered_map<std::string, std::string> file_hashes_;  // "path|size|mtime" → sha256
   std::deque<Job*> waiting_;
   std::vector<Job*> done_queue_;  // finished, waiters not yet called
   int in_flight_ = 0;

@@ -498,7 +498,7 @@ void StateStore::release(const std::string& owner) {
   db_->write_txn([&] {
     Stmt unk(*db_,
              "UPDATE jobs SET state='unknown', owner=NULL, heartbeat_ms=NULL, error=?2 "
-             "WHERE owner=?1 AND state='sending'");
+             "WHERE owner=?1 AND state='sending' AND sent_ms IS NOT NULL");
     unk.bind(1, owner)
         .bind(2, "released while sending: the submit may or may not have reached fal")
         .run();
@@ -552,7 +552,7 @@ Claim StateStore::claim(const JobIntent& intent) {
         Stmt st(db,
                 "INSERT INTO jobs(key, gen, name, script, endpoint, input_json, take, cost_usd, "
                 "state, owner, heartbeat_ms, created_ms, sent_ms) VALUES "
-                "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'sending', ?9, ?10, ?10, ?10)");
+                "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'sending', ?9, ?10, ?10, NULL)");
         st.bind(1, key).bind(2, gen).bind(3, intent.name).bind(4, intent.script)
             .bind(5, intent.endpoint).bind(6, intent.input.dump()).bind(7, intent.take)
             .bind(8, intent.cost_usd).bind(9, owner_).bind(10, now).run();
@@ -628,6 +628,12 @@ Claim StateStore::claim(const JobIntent& intent) {
       switch (row->state) {
         case JobState::Sending:
           if (mine) return decide(Claim::WaitOther, "this run is already submitting it");
+          // Intent recorded but mark_sent() never came: the request never left that process
+          // (it stopped while waiting for uploads or a slot), so submitting cannot pay twice.
+          if (!row->sent_ms) {
+            set_owner(gen);
+            return decide(Claim::Submit, "the previous run stopped before sending it; submitting");
+          }
           to_unknown("the submit was interrupted: owner " +
                      (row->owner.empty() ? std::string("(none)") : row->owner) +
                      " stopped before fal answered, so the request may or may not have reached fal");
@@ -708,6 +714,13 @@ void StateStore::transition(const std::string& key, const char* what,
                              " (generation " + std::to_string(gen) + ") in state " +
                              std::string(to_string(row->state)));
     apply(gen, *row);
+  });
+}
+
+void StateStore::mark_sent(const std::string& key) {
+  transition(key, "mark_sent", {JobState::Sending}, [&](std::int64_t gen, const JobRecord&) {
+    Stmt st(*db_, "UPDATE jobs SET sent_ms=?3 WHERE key=?1 AND gen=?2");
+    st.bind(1, key).bind(2, gen).bind(3, now_ms()).run();
   });
 }
 

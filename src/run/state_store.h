@@ -170,6 +170,9 @@ class StateStore {
 
   // Transitions. Each applies to the generation this store last claimed for `key` (the newest
   // one if it never claimed it). An illegal transition or an unknown key throws std::logic_error.
+  // The submit request is about to go out (called on every attempt). Until then a `sending`
+  // row whose owner died is safe to submit again; after it, its outcome is unknown.
+  void mark_sent(const std::string& key);                                     // sending
   void mark_unknown(const std::string& key, const std::string& why);         // sending|unknown
   void mark_submitted(const std::string& key, const std::string& request_id); // sending|unknown|submitted
   // The moment the result arrives, BEFORE downloading. sending|unknown|submitted|completed.
