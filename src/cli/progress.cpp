@@ -149,8 +149,8 @@ void Progress::finish() {
     else if (run::finished(j->phase)) ++failed;
     if (j->reused) ++reused;
     // Offline nothing is sent: the estimate is what the plan would cost. With fal, only jobs
-    // whose submit went out this run can be billed.
-    else if (j->offline || j->sent) usd += j->cost.usd;
+    // fal accepted this run (or whose submit's outcome is unknown) can be billed.
+    else if (j->offline || (j->sent && (!j->request_id.empty() || j->phase == run::Phase::unknown))) usd += j->cost.usd;
     if (j->billable_units) { any_billed = true; billed += *j->billable_units; }
   }
   std::string s = std::to_string(done) + "/" + std::to_string(runner_.jobs().size()) + " done, " + std::to_string(failed) +

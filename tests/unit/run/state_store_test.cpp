@@ -88,9 +88,11 @@ fs::path write_file(const fs::path& p, const std::string& content) {
   return p;
 }
 
-// Drives a claimed job to `done` with one video file; returns the file path.
+// Drives a claimed job (Submit) to `done` with one video file: the request goes out
+// (mark_sent), fal answers, the result and the file are recorded. Returns the file path.
 fs::path finish(StateStore& s, const std::string& key, const fs::path& dir,
                 const std::string& content = "VIDEO-BYTES", const std::string& file = "") {
+  s.mark_sent(key);
   s.mark_submitted(key, "req-" + key);
   s.store_result(key, {{"video", {{"url", "https://fal.media/" + key + ".mp4"}}}}, 5.0);
   fs::path f = write_file(dir / (file.empty() ? key + ".mp4" : file), content);
@@ -166,13 +168,14 @@ TEST_CASE("store: new job → Submit, row is sending with this owner", "[store][
   CHECK(c.job.state == JobState::Sending);
   CHECK(c.job.owner == s->owner());
   CHECK(c.job.generation == 1);
-  CHECK(c.job.sent_ms == clock.t->load());
+  CHECK_FALSE(c.job.sent_ms);  // only the intent is recorded; nothing went out yet
   CHECK(c.job.created_ms == clock.t->load());
   CHECK(c.job.cost_usd == Approx(0.28));
   CHECK(c.job.input["prompt"] == "a fox in the snow k1");
   auto g = s->get("k1");
   REQUIRE(g);
   CHECK(g->state == JobState::Sending);
+  CHECK_FALSE(g->sent_ms);
   CHECK_FALSE(s->get("nope"));
 }
 
@@ -181,11 +184,14 @@ TEST_CASE("store: full lifecycle, then Reuse from another process costs nothing"
   Clock clock;
   auto a = open_store(d.path, clock, "a");
   REQUIRE(a->claim(intent("k")).action == Claim::Submit);
-  clock.advance(100);
+  clock.advance(50);
+  a->mark_sent("k");
+  clock.advance(50);
   a->mark_submitted("k", "req-1");
   auto r = a->get("k");
   CHECK(r->state == JobState::Submitted);
   CHECK(r->request_id == "req-1");
+  CHECK(r->sent_ms == clock.t->load() - 50);
   CHECK(r->submitted_ms == clock.t->load());
   clock.advance(100);
   a->store_result("k", {{"video", {{"url", "u"}}}}, 5.0);
@@ -218,6 +224,7 @@ TEST_CASE("store: the result is stored before files; a crash then means Download
   Clock clock;
   auto a = open_store(d.path, clock, "a");
   REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+  a->mark_sent("k");
   a->mark_submitted("k", "req-1");
   a->store_result("k", {{"video", {{"url", "https://x/v.mp4"}}}}, std::nullopt);
   // `a` is still live (fresh heartbeat): another process must not download the same file.
@@ -285,6 +292,7 @@ TEST_CASE("store: submitted jobs are attached to, never resubmitted", "[store][c
   Clock clock;
   auto a = open_store(d.path, clock, "a");
   REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+  a->mark_sent("k");
   a->mark_submitted("k", "req-9");
   auto b = open_store(d.path, clock, "b");
 
@@ -323,6 +331,7 @@ TEST_CASE("store: heartbeat keeps ownership alive past the lease", "[store][clai
   auto a = open_store(d.path, clock, "a");
   auto b = open_store(d.path, clock, "b");
   REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+  a->mark_sent("k");
   a->mark_submitted("k", "req");
   for (int i = 0; i < 4; ++i) {
     clock.advance(kLease / 2);
@@ -334,21 +343,25 @@ TEST_CASE("store: heartbeat keeps ownership alive past the lease", "[store][clai
   CHECK(b->claim(intent("k")).action == Claim::Attach);
 }
 
-TEST_CASE("store: sending whose owner died → Unknown; never resubmitted unless asked", "[store][claim]") {
+TEST_CASE("store: sent, then its owner died → Unknown; never resubmitted unless asked", "[store][claim]") {
   TempDir d;
   Clock clock;
   auto a = open_store(d.path, clock, "a");
   REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+  a->mark_sent("k");  // the request went out
   auto b = open_store(d.path, clock, "b");
   // Live: wait for it.
   CHECK(b->claim(intent("k")).action == Claim::WaitOther);
   // The same run claiming it again while it is being sent waits too (no double submit).
   CHECK(a->claim(intent("k")).action == Claim::WaitOther);
 
-  clock.advance(kLease + 1);  // a crashed between intent and answer
+  clock.advance(kLease + 1);  // a crashed between sending and fal's answer
   Claim c = b->claim(intent("k"));
   CHECK(c.action == Claim::Unknown);
   CHECK(c.job.state == JobState::Unknown);  // recorded
+  CHECK(c.job.generation == 1);
+  CHECK(c.job.owner.empty());               // b does not take it over
+  CHECK(c.job.sent_ms);
   CHECK(c.job.error.find("may or may not") != std::string::npos);
   CHECK(b->claim(intent("k")).action == Claim::Unknown);  // stays unknown
 
@@ -358,10 +371,151 @@ TEST_CASE("store: sending whose owner died → Unknown; never resubmitted unless
   CHECK(c.action == Claim::Submit);
   CHECK(c.job.generation == 2);
   CHECK(c.job.state == JobState::Sending);
+  CHECK_FALSE(c.job.sent_ms);  // the new generation has not gone out yet
   auto h = b->history("k");
   REQUIRE(h.size() == 2);
   CHECK(h[0].state == JobState::Unknown);  // the old one is kept: it may exist on fal
+  CHECK(h[0].sent_ms);
   CHECK(h[1].state == JobState::Sending);
+}
+
+TEST_CASE("store: unsent sending whose owner died → Submit again, same generation, new owner", "[store][claim][sent]") {
+  TempDir d;
+  Clock clock;
+  auto a = open_store(d.path, clock, "a");
+  Claim first = a->claim(intent("k"));
+  REQUIRE(first.action == Claim::Submit);
+  const std::int64_t created = first.job.created_ms;
+  // a stops before mark_sent (e.g. while uploading inputs or waiting for a slot).
+  auto b = open_store(d.path, clock, "b");
+  CHECK(b->claim(intent("k")).action == Claim::WaitOther);  // live owner: wait
+  CHECK(a->claim(intent("k")).action == Claim::WaitOther);  // same run: never a second submit
+
+  JobIntent in = intent("k");
+  SECTION("plain claim") {}
+  SECTION("with resubmit_unknown: still the same generation, nothing becomes unknown") {
+    in.resubmit_unknown = true;
+  }
+  clock.advance(kLease + 1);  // a died
+  Claim c = b->claim(in);
+  CHECK(c.action == Claim::Submit);
+  CHECK(c.reason.find("before sending") != std::string::npos);
+  CHECK(c.job.generation == 1);  // the same generation: no request of it exists on fal
+  CHECK(c.job.state == JobState::Sending);
+  CHECK(c.job.owner == b->owner());
+  CHECK(c.job.heartbeat_ms == clock.t->load());
+  CHECK(c.job.created_ms == created);
+  CHECK_FALSE(c.job.sent_ms);
+  CHECK(c.job.error.empty());
+  auto h = b->history("k");
+  REQUIRE(h.size() == 1);
+  CHECK(h[0].state == JobState::Sending);
+
+  // b drives it now: another process waits, and b itself does not submit twice.
+  auto e = open_store(d.path, clock, "e");
+  CHECK(e->claim(intent("k")).action == Claim::WaitOther);
+  CHECK(b->claim(intent("k")).action == Claim::WaitOther);
+  b->mark_sent("k");
+  CHECK(b->get("k")->sent_ms == clock.t->load());
+  b->mark_submitted("k", "req-b");
+  auto r = b->get("k");
+  CHECK(r->state == JobState::Submitted);
+  CHECK(r->generation == 1);
+  CHECK(r->request_id == "req-b");
+  CHECK(b->history("k").size() == 1);
+}
+
+TEST_CASE("store: mark_sent sets sent_ms; it is null right after the claim", "[store][sent]") {
+  TempDir d;
+  Clock clock;
+  auto a = open_store(d.path, clock, "a");
+  Claim c = a->claim(intent("k"));
+  REQUIRE(c.action == Claim::Submit);
+  CHECK_FALSE(c.job.sent_ms);
+  CHECK_FALSE(a->get("k")->sent_ms);
+  clock.advance(250);
+  CHECK_FALSE(a->get("k")->sent_ms);  // time alone changes nothing
+  a->mark_sent("k");
+  auto r = a->get("k");
+  REQUIRE(r->sent_ms);
+  CHECK(*r->sent_ms == clock.t->load());
+  CHECK(*r->sent_ms == r->created_ms + 250);
+  CHECK(r->state == JobState::Sending);  // still waiting for fal's answer
+  CHECK(r->owner == a->owner());
+  CHECK_FALSE(r->submitted_ms);
+  // Allowed again from sending (a retried attempt); sent_ms stays set.
+  clock.advance(100);
+  const std::int64_t first_sent = *r->sent_ms;
+  a->mark_sent("k");
+  r = a->get("k");
+  REQUIRE(r->sent_ms);
+  CHECK(*r->sent_ms >= first_sent);
+  CHECK(r->state == JobState::Sending);
+  // Kept through the rest of the lifecycle and across a reopen.
+  a->mark_submitted("k", "req");
+  CHECK(a->get("k")->sent_ms);
+  a.reset();
+  auto b = open_store(d.path, clock, "b");
+  CHECK(b->get("k")->sent_ms);
+  // A new generation starts unsent again.
+  b->mark_failed("k", "boom");
+  Claim again = b->claim(intent("k"));
+  REQUIRE(again.action == Claim::Submit);
+  CHECK(again.job.generation == 2);
+  CHECK_FALSE(again.job.sent_ms);
+  CHECK(b->history("k")[0].sent_ms);
+}
+
+TEST_CASE("store: mark_sent is refused in every state but sending", "[store][sent]") {
+  TempDir d;
+  Clock clock;
+  auto a = open_store(d.path, clock, "a");
+  CHECK_THROWS_AS(a->mark_sent("missing"), std::logic_error);
+
+  // Drives `key` from a fresh Submit claim to `target`.
+  auto drive = [&](const std::string& key, JobState target) {
+    REQUIRE(a->claim(intent(key, key)).action == Claim::Submit);
+    switch (target) {
+      case JobState::Unknown:
+        a->mark_sent(key);
+        a->mark_unknown(key, "timeout");
+        break;
+      case JobState::Failed:
+        a->mark_failed(key, "connection refused");  // never reached fal
+        break;
+      case JobState::Cancelled:
+        a->mark_cancelled(key);
+        break;
+      case JobState::Submitted:
+      case JobState::Completed:
+      case JobState::Done:
+        a->mark_sent(key);
+        a->mark_submitted(key, "req-" + key);
+        if (target == JobState::Submitted) break;
+        a->store_result(key, {{"ok", true}});
+        if (target == JobState::Completed) break;
+        a->mark_done(key);
+        break;
+      case JobState::Sending:
+        break;
+    }
+    REQUIRE(a->get(key)->state == target);
+  };
+  for (JobState st : {JobState::Unknown, JobState::Submitted, JobState::Completed, JobState::Done,
+                      JobState::Failed, JobState::Cancelled}) {
+    const std::string key = "k-" + std::string(kr::run::to_string(st));
+    INFO(key);
+    drive(key, st);
+    auto before = a->get(key);
+    CHECK_THROWS_AS(a->mark_sent(key), std::logic_error);
+    CHECK_THROWS_WITH(a->mark_sent(key), Catch::Contains("in state " + std::string(kr::run::to_string(st))));
+    auto after = a->get(key);
+    CHECK(after->state == st);  // a refused transition changes nothing
+    CHECK(after->sent_ms == before->sent_ms);
+  }
+  // The one legal state.
+  drive("k-sending", JobState::Sending);
+  CHECK_NOTHROW(a->mark_sent("k-sending"));
 }
 
 TEST_CASE("store: mark_unknown → Unknown; resubmit_unknown → Submit", "[store][claim]") {
@@ -369,6 +523,7 @@ TEST_CASE("store: mark_unknown → Unknown; resubmit_unknown → Submit", "[stor
   Clock clock;
   auto a = open_store(d.path, clock, "a");
   REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+  a->mark_sent("k");
   a->mark_unknown("k", "timeout after sending the submit");
   auto r = a->get("k");
   CHECK(r->state == JobState::Unknown);
@@ -381,6 +536,7 @@ TEST_CASE("store: mark_unknown → Unknown; resubmit_unknown → Submit", "[stor
   again.resubmit_unknown = true;
   CHECK(a->claim(again).action == Claim::Submit);
   // An unknown job that turns out to exist can still be recorded as submitted.
+  a->mark_sent("k");
   a->mark_unknown("k", "again");
   a->mark_submitted("k", "found-it");
   CHECK(a->get("k")->state == JobState::Submitted);
@@ -403,12 +559,19 @@ TEST_CASE("store: an owner whose process is gone is dead at once (same host)", "
   o.lease = std::chrono::milliseconds(kLease);
   auto a = StateStore::open(d.path, o);
   REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+  a->mark_sent("k");
   REQUIRE(a->claim(intent("k2")).action == Claim::Submit);
+  a->mark_sent("k2");
   a->mark_submitted("k2", "req-k2");
+  REQUIRE(a->claim(intent("k3")).action == Claim::Submit);  // never sent
   auto b = open_store(d.path, clock, "b");
   // Heartbeats are fresh, but the pid no longer exists.
   CHECK(b->claim(intent("k")).action == Claim::Unknown);
   CHECK(b->claim(intent("k2")).action == Claim::Attach);
+  Claim c3 = b->claim(intent("k3"));
+  CHECK(c3.action == Claim::Submit);
+  CHECK(c3.job.generation == 1);
+  CHECK(c3.job.owner == b->owner());
 }
 
 TEST_CASE("store: failed and cancelled jobs are submitted again as a new generation", "[store][claim]") {
@@ -416,6 +579,7 @@ TEST_CASE("store: failed and cancelled jobs are submitted again as a new generat
   Clock clock;
   auto a = open_store(d.path, clock, "a");
   REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+  a->mark_sent("k");
   a->mark_submitted("k", "req-1");
   a->mark_failed("k", "content policy");
   auto r = a->get("k");
@@ -460,6 +624,8 @@ TEST_CASE("store: fresh generates anew once per run and keeps history", "[store]
     CHECK(c.job.result.is_null());
     // Within this run `fresh` does not regenerate again.
     CHECK(b->claim(fresh).action == Claim::WaitOther);  // this run is sending it
+    b->mark_sent("k");
+    CHECK(b->claim(fresh).action == Claim::WaitOther);
     b->mark_submitted("k", "req-2");
     CHECK(b->claim(fresh).action == Claim::Attach);
     b->store_result("k", {{"video", {{"url", "v2"}}}}, 5.0);
@@ -491,6 +657,7 @@ TEST_CASE("store: fresh generates anew once per run and keeps history", "[store]
   SECTION("fresh never steals a job a live process is driving") {
     auto other = open_store(d.path, clock, "other", 0);
     REQUIRE(other->claim(intent("k2")).action == Claim::Submit);
+    other->mark_sent("k2");
     other->mark_submitted("k2", "req-o");
     clock.advance(10);
     auto b = open_store(d.path, clock, "b", clock.t->load());
@@ -502,6 +669,7 @@ TEST_CASE("store: fresh generates anew once per run and keeps history", "[store]
   SECTION("fresh on an unknown job submits anew and keeps the unknown one") {
     auto other = open_store(d.path, clock, "other", 0);
     REQUIRE(other->claim(intent("k3")).action == Claim::Submit);
+    other->mark_sent("k3");
     other.reset();  // crashed while sending
     clock.advance(kLease + 1);
     auto b = open_store(d.path, clock, "b", clock.t->load());
@@ -524,6 +692,7 @@ TEST_CASE("store: transitions are checked", "[store]") {
   CHECK_THROWS_AS(a->mark_done("k"), std::logic_error);  // no result yet
   CHECK_THROWS_AS(a->add_file("k", "video", "/x", "h", 1), std::logic_error);
   CHECK_THROWS_AS(a->mark_submitted("k", ""), std::invalid_argument);
+  a->mark_sent("k");
   a->mark_submitted("k", "req-1");
   a->mark_submitted("k", "req-1");  // idempotent
   CHECK_THROWS_WITH(a->mark_submitted("k", "req-2"), Catch::Contains("already submitted as req-1"));
@@ -542,11 +711,13 @@ TEST_CASE("store: each store updates the generation it claimed", "[store]") {
   Clock clock;
   auto a = open_store(d.path, clock, "a");
   REQUIRE(a->claim(intent("k")).action == Claim::Submit);  // gen 1
+  a->mark_sent("k");                                       // ... and its request went out
   clock.advance(kLease + 1);                               // a looks dead (stalled)
   auto b = open_store(d.path, clock, "b");
   JobIntent again = intent("k");
   again.resubmit_unknown = true;
   REQUIRE(b->claim(again).action == Claim::Submit);  // gen 2 (gen 1 recorded as unknown)
+  b->mark_sent("k");                                 // lands on gen 2
   // The stalled a wakes up and records fal's answer for ITS request: it lands on gen 1.
   a->mark_submitted("k", "req-a");
   b->mark_submitted("k", "req-b");
@@ -562,9 +733,12 @@ TEST_CASE("store: release hands rows to the next run", "[store]") {
   Clock clock;
   auto a = open_store(d.path, clock, "a");
   REQUIRE(a->claim(intent("sending")).action == Claim::Submit);
+  a->mark_sent("sending");
   REQUIRE(a->claim(intent("submitted")).action == Claim::Submit);
+  a->mark_sent("submitted");
   a->mark_submitted("submitted", "req");
   REQUIRE(a->claim(intent("completed")).action == Claim::Submit);
+  a->mark_sent("completed");
   a->mark_submitted("completed", "req-c");
   a->store_result("completed", {{"x", 1}});
   a->release();
@@ -576,6 +750,48 @@ TEST_CASE("store: release hands rows to the next run", "[store]") {
   CHECK(b->claim(intent("completed")).action == Claim::Download);
 }
 
+TEST_CASE("store: release: an unsent row → Submit for the next claim, a sent one → Unknown", "[store][sent]") {
+  TempDir d;
+  Clock clock;
+  auto a = open_store(d.path, clock, "a");
+  REQUIRE(a->claim(intent("unsent")).action == Claim::Submit);
+  REQUIRE(a->claim(intent("sent")).action == Claim::Submit);
+  a->mark_sent("sent");
+  a->release();
+
+  auto u = a->get("unsent");
+  CHECK(u->state == JobState::Sending);  // nothing went out: not unknown
+  CHECK(u->owner.empty());
+  CHECK_FALSE(u->heartbeat_ms);
+  CHECK_FALSE(u->sent_ms);
+  CHECK(u->error.empty());
+  auto s = a->get("sent");
+  CHECK(s->state == JobState::Unknown);
+  CHECK(s->owner.empty());
+  CHECK(s->error.find("released while sending") != std::string::npos);
+
+  SECTION("another process, at once (no lease wait)") {
+    auto b = open_store(d.path, clock, "b");
+    Claim c = b->claim(intent("unsent"));
+    CHECK(c.action == Claim::Submit);
+    CHECK(c.job.generation == 1);
+    CHECK(c.job.owner == b->owner());
+    CHECK(b->history("unsent").size() == 1);
+    Claim k = b->claim(intent("sent"));
+    CHECK(k.action == Claim::Unknown);
+    CHECK(k.reason.find("released while sending") != std::string::npos);
+    CHECK(k.job.owner.empty());
+  }
+  SECTION("the releasing store itself") {
+    Claim c = a->claim(intent("unsent"));
+    CHECK(c.action == Claim::Submit);
+    CHECK(c.job.generation == 1);
+    CHECK(c.job.owner == a->owner());
+    CHECK(a->claim(intent("sent")).action == Claim::Unknown);
+  }
+  CHECK(a->history("sent").size() == 1);
+}
+
 TEST_CASE("store: persistence across close and reopen", "[store]") {
   TempDir d;
   Clock clock;
@@ -585,6 +801,7 @@ TEST_CASE("store: persistence across close and reopen", "[store]") {
     REQUIRE(a->claim(intent("k", "intro", "film.lua")).action == Claim::Submit);
     f = finish(*a, "k", d.path, "video!");
     REQUIRE(a->claim(intent("k2", "outro", "film.lua")).action == Claim::Submit);
+    a->mark_sent("k2");
     a->mark_submitted("k2", "req-k2");
   }
   auto b = open_store(d.path, clock, "b");
@@ -662,6 +879,7 @@ TEST_CASE("store: gc removes only done jobs whose files were deleted", "[store][
     REQUIRE(a->claim(intent(k, k)).action == Claim::Submit);
   finish(*a, "kept", d.path);
   fs::path gone = finish(*a, "gone", d.path);
+  for (auto k : {"submitted", "unknown", "completed"}) a->mark_sent(k);
   a->mark_submitted("submitted", "r");
   a->mark_unknown("unknown", "?");
   a->mark_submitted("completed", "r2");
@@ -826,6 +1044,7 @@ TEST_CASE("store: many processes, many keys: no busy errors, one Submit per key"
           if (cl.action == Claim::Submit) {
             report += key + "\n";
             s->heartbeat();
+            s->mark_sent(key);
             s->mark_submitted(key, "req-" + key);
             s->store_result(key, {{"video", {{"url", key}}}}, 5.0);
             fs::path f = d.path / (key + ".mp4");

@@ -1,0 +1,85 @@
+#pragma once
+// The event loop: one libcurl multi handle drives every transfer of the process on the calling
+// thread, plus timers for backoff and poll intervals. Nothing here blocks except the bounded
+// wait inside run_once().
+//
+// Callbacks (transfer completions, timers, posted functions) run only from run_once(), never
+// from inside start()/after()/cancel(). They may start, cancel and schedule freely.
+// Not thread-safe: one thread owns the Loop and everything built on it (FalQueue, Storage,
+// Downloader), and the Loop must outlive them.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <unordered_map>
+#include <vector>
+
+#include "net/http.h"
+
+namespace kr::net {
+
+class Loop {
+ public:
+  using TransferId = std::uint64_t;  // 0 is never a valid id
+  using TimerId = std::uint64_t;
+  using Clock = std::chrono::steady_clock;
+  using DoneFn = std::function<void(HttpResponse&)>;
+
+  Loop();
+  ~Loop();  // drops pending transfers and timers without calling their callbacks
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  // Hands the request to curl; `done` runs once with the outcome (unless cancelled).
+  TransferId start(HttpRequest req, DoneFn done);
+  // Stops a transfer; its `done` never runs. False if it was not pending.
+  bool cancel(TransferId id);
+
+  TimerId after(double delay_ms, std::function<void()> fn);
+  bool cancel_timer(TimerId id);
+  // Runs fn on the next run_once(), after the current callback has returned.
+  TimerId post(std::function<void()> fn) { return after(0, std::move(fn)); }
+
+  // Advances transfers and fires what is due. Waits up to max_wait_ms (less when a timer is
+  // due sooner) only if nothing was ready. Returns the number of callbacks run. Returns at
+  // once when nothing is pending.
+  int run_once(int max_wait_ms);
+  // Runs until nothing is pending.
+  void run();
+
+  bool busy() const { return !transfers_.empty() || !timers_.empty(); }
+  std::size_t transfer_count() const { return transfers_.size(); }
+  std::size_t timer_count() const { return timers_.size(); }
+  // New connections opened so far (a measure of keep-alive reuse).
+  std::uint64_t connections_opened() const { return connections_opened_; }
+
+  struct Transfer;  // internal
+
+ private:
+  void add_to_multi(Transfer* t);
+  void remove_from_multi(Transfer* t);
+  void perform();
+  int dispatch_done();
+  int fire_timers();
+
+  void* multi_ = nullptr;  // CURLM*
+  std::unordered_map<TransferId, std::unique_ptr<Transfer>> transfers_;
+  std::vector<TransferId> finished_;  // collected inside perform, dispatched after it
+  std::vector<TransferId> pending_add_;
+  bool in_perform_ = false;
+  TransferId next_transfer_ = 1;
+
+  struct Timer {
+    Clock::time_point due;
+    std::function<void()> fn;
+  };
+  std::map<TimerId, Timer> timers_;
+  std::set<std::pair<Clock::time_point, TimerId>> timer_order_;
+  TimerId next_timer_ = 1;
+  std::uint64_t connections_opened_ = 0;
+};
+
+}  // namespace kr::net

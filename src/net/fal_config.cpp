@@ -1,0 +1,34 @@
+#include "net/fal_config.h"
+
+#include <cstdlib>
+
+#ifndef KLINGRUN_VERSION
+#define KLINGRUN_VERSION "dev"
+#endif
+
+namespace kr::net {
+
+namespace {
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : std::string{};
+}
+
+}  // namespace
+
+std::string default_user_agent() { return "klingrun/" KLINGRUN_VERSION; }
+
+FalConfig FalConfig::from_env() {
+  FalConfig c;
+  if (auto k = env("FAL_KEY"); !k.empty()) {
+    c.key = k;
+  } else if (auto id = env("FAL_KEY_ID"), secret = env("FAL_KEY_SECRET"); !id.empty() && !secret.empty()) {
+    c.key = id + ":" + secret;
+  }
+  if (auto q = env("FAL_QUEUE_URL"); !q.empty()) c.queue_url = q;
+  if (auto r = env("FAL_REST_URL"); !r.empty()) c.rest_url = r;
+  return c;
+}
+
+}  // namespace kr::net

@@ -1,0 +1,21 @@
+#pragma once
+// Where fal lives and who we are: base URLs (overridable for the fake server) and the key.
+
+#include <string>
+
+namespace kr::net {
+
+std::string default_user_agent();
+
+struct FalConfig {
+  std::string queue_url = "https://queue.fal.run";  // may carry a path prefix
+  std::string rest_url = "https://rest.fal.ai";
+  std::string key;  // "<key_id>:<key_secret>"; empty = send no Authorization
+  std::string user_agent = default_user_agent();  // "klingrun/<version>"
+
+  // FAL_KEY, else FAL_KEY_ID + ":" + FAL_KEY_SECRET; FAL_QUEUE_URL, FAL_REST_URL override the
+  // defaults when set and non-empty.
+  static FalConfig from_env();
+};
+
+}  // namespace kr::net
