@@ -76,6 +76,11 @@ void scan_boxes(std::ifstream& f, std::uint64_t start, std::uint64_t end, MediaI
 std::string media_extension(const std::string& s) {
   std::string p = s;
   if (auto q = p.find_first_of("?#"); q != std::string::npos && is_remote_url(s)) p = p.substr(0, q);
+  // Only a URL's path can carry an extension, not its host ("https://example.com").
+  if (auto scheme = p.find("://"); scheme != std::string::npos && is_remote_url(s)) {
+    auto path = p.find('/', scheme + 3);
+    p = path == std::string::npos ? std::string() : p.substr(path);
+  }
   auto slash = p.find_last_of('/');
   auto dot = p.find_last_of('.');
   if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return "";

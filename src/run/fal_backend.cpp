@@ -28,12 +28,14 @@ JobError job_error(const net::FalError& e) {
       j.advice = "check FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET)";
       break;
     case net::FalError::Kind::unknown_submit:
-      j.message = "the submit was sent but no answer came back (" + e.message + "); fal may or may not have created the job";
+      j.message = e.message;
       j.advice = "not resubmitted, to avoid paying twice. Check your requests at https://fal.ai/dashboard; "
                  "if no job was created, run again with --resubmit-unknown";
       break;
     default:
-      j.message = e.describe();
+      j.message = e.message;
+      if (e.http_status) j.message += " (HTTP " + std::to_string(e.http_status) + (e.error_type.empty() ? "" : ", " + e.error_type) + ")";
+      else if (!e.error_type.empty()) j.message += " (" + e.error_type + ")";
   }
   return j;
 }
@@ -168,7 +170,8 @@ void FalBackend::download(Job& job) {
 
 void FalBackend::fail(Job& job, const net::FalError& e) {
   job.error = job_error(e);
-  if (job.request_id.empty()) job.request_id = e.request_id;
+  // Only a submit that fal accepted has a request id; a refused one (401, 422 at submit) does not.
+  job.error->request_id = job.request_id;
   job.phase = e.kind == net::FalError::Kind::unknown_submit ? Phase::unknown
               : e.kind == net::FalError::Kind::cancelled     ? Phase::cancelled
                                                              : Phase::failed;
