@@ -28,6 +28,7 @@ struct Options {
   std::string queue_url, rest_url;    // default FAL_QUEUE_URL / FAL_REST_URL / fal's hosts
   std::string prices_file;            // replaces the built-in price table
   bool fresh = false, resubmit_unknown = false;
+  lua_State* lua = nullptr;           // use this Lua state (borrowed) instead of creating one
 };
 
 class Session {

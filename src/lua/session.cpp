@@ -55,7 +55,7 @@ struct Session::Impl {
       b = std::make_unique<kr::run::FalBackend>(config, out_dir);
     }
     runner = std::make_unique<kr::run::Runner>(ro, std::move(b));
-    host = std::make_unique<kr::lua::LuaHost>(*runner);
+    host = std::make_unique<kr::lua::LuaHost>(*runner, opts.lua);
     host->open_module();
   }
 };
