@@ -78,6 +78,7 @@ void resolve_elements(json& input, const ElementRegistry& registry, Report& repo
   std::vector<std::string> used;  // in order of first use
 
   auto rewrite = [&](std::string& text, const std::string& path) {
+    if (text.find('@') == std::string::npos) return;
     std::string out;
     out.reserve(text.size());
     for (std::size_t i = 0; i < text.size();) {
@@ -104,18 +105,13 @@ void resolve_elements(json& input, const ElementRegistry& registry, Report& repo
     text = std::move(out);
   };
 
-  if (input.contains("prompt") && input["prompt"].is_string()) {
-    std::string p = input["prompt"];
-    rewrite(p, "prompt");
-    input["prompt"] = p;
-  }
+  if (auto it = input.find("prompt"); it != input.end() && it->is_string()) rewrite(it->get_ref<std::string&>(), "prompt");
   if (input.contains("multi_prompt") && input["multi_prompt"].is_array()) {
     auto& shots = input["multi_prompt"];
     for (std::size_t k = 0; k < shots.size(); ++k) {
       if (!shots[k].is_object() || !shots[k].contains("prompt") || !shots[k]["prompt"].is_string()) continue;
-      std::string p = shots[k]["prompt"];
-      rewrite(p, "multi_prompt[" + std::to_string(k) + "].prompt");
-      shots[k]["prompt"] = p;
+      std::string& p = shots[k]["prompt"].get_ref<std::string&>();
+      if (p.find('@') != std::string::npos) rewrite(p, "multi_prompt[" + std::to_string(k) + "].prompt");
     }
   }
   if (used.empty()) return;

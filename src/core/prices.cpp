@@ -20,6 +20,8 @@ std::string format_usd(double v) {
   return s;
 }
 
+PriceTable::PriceTable(const PriceTable& o) : doc_(o.doc_) {}
+
 PriceTable::PriceTable(json doc) : doc_(std::move(doc)) {
   if (!doc_.is_object() || !doc_.contains("rows") || !doc_["rows"].is_array())
     throw std::runtime_error("price table has no \"rows\" list");
@@ -63,6 +65,26 @@ const json* PriceTable::current(const std::string& id) const {
 }
 
 Estimate PriceTable::estimate(const Endpoint& ep, const json& in) const {
+  // A plan of 100,000 shots asks the same few questions again and again: the answer depends
+  // only on the endpoint, the seconds and the audio mode, so it is computed once per triple.
+  bool audio = in.value("generate_audio", false);
+  bool voice = in.contains("voice_ids") && in["voice_ids"].is_array() && !in["voice_ids"].empty();
+  if (in.contains("elements") && in["elements"].is_array())
+    for (auto& el : in["elements"]) voice = voice || (el.is_object() && el.contains("voice_id"));
+  auto d = in.find("duration");
+  std::string seconds = (d != in.end() && d->is_string()) ? d->get<std::string>() : "5";
+  std::string memo_key = ep.id + "|" + seconds + "|" + (audio ? "1" : "0") + (voice ? "1" : "0");
+  {
+    std::lock_guard lock(memo_mu_);
+    if (auto it = memo_.find(memo_key); it != memo_.end()) return it->second;
+  }
+  Estimate e = compute(ep, in);
+  std::lock_guard lock(memo_mu_);
+  memo_.emplace(std::move(memo_key), e);
+  return e;
+}
+
+Estimate PriceTable::compute(const Endpoint& ep, const json& in) const {
   const json* row = current(ep.id);
   if (!row) throw std::runtime_error("no current price for " + ep.id + " in the price table");
   Estimate e;

@@ -1,7 +1,9 @@
 // The price table (data/prices.json, compiled in; `--prices FILE` replaces it) and estimate():
 // rules C1–C3 of kling-api.md §8. Billing is per second of requested video, by audio mode.
 #pragma once
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/catalog.h"
@@ -21,6 +23,7 @@ struct Estimate {
 class PriceTable {
  public:
   explicit PriceTable(json doc);
+  PriceTable(const PriceTable& other);
   static const PriceTable& builtin();
   static PriceTable from_file(const std::string& path);  // throws std::runtime_error naming the file
 
@@ -31,7 +34,11 @@ class PriceTable {
   const json& doc() const { return doc_; }
 
  private:
+  Estimate compute(const Endpoint& endpoint, const json& input) const;
+
   json doc_;
+  mutable std::mutex memo_mu_;
+  mutable std::unordered_map<std::string, Estimate> memo_;
 };
 
 // Rounds to a tenth of a cent's hundredth (1e-6) so sums of float rates print cleanly.
