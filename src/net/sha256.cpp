@@ -8,10 +8,19 @@
 
 namespace kr::net {
 
+namespace {
+// OpenSSL 3 looks the algorithm up on every EVP_DigestInit with EVP_sha256(); fetching it once
+// matters when every planned shot is hashed.
+const EVP_MD* sha256_md() {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md ? md : EVP_sha256();
+}
+}  // namespace
+
 struct Sha256::Ctx {
   EVP_MD_CTX* md = nullptr;
   Ctx() : md(EVP_MD_CTX_new()) {
-    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), nullptr) != 1) throw std::runtime_error("sha256 init failed");
+    if (!md || EVP_DigestInit_ex2(md, sha256_md(), nullptr) != 1) throw std::runtime_error("sha256 init failed");
   }
   ~Ctx() { EVP_MD_CTX_free(md); }
 };
@@ -23,7 +32,7 @@ Sha256& Sha256::operator=(Sha256&&) noexcept = default;
 
 void Sha256::update(const void* data, std::size_t n) { EVP_DigestUpdate(ctx_->md, data, n); }
 
-void Sha256::reset() { EVP_DigestInit_ex(ctx_->md, EVP_sha256(), nullptr); }
+void Sha256::reset() { EVP_DigestInit_ex2(ctx_->md, sha256_md(), nullptr); }
 
 std::string Sha256::hex() {
   unsigned char out[EVP_MAX_MD_SIZE];
@@ -41,7 +50,7 @@ std::string Sha256::hex() {
 }
 
 std::string sha256_hex(std::string_view data) {
-  Sha256 h;
+  thread_local Sha256 h;  // hex() resets it for the next call
   h.update(data);
   return h.hex();
 }

@@ -4,8 +4,6 @@
 #include <cstdio>
 #include <fstream>
 
-#include <openssl/evp.h>
-
 #include "core/validate.h"
 #include "run/hash.h"
 
@@ -34,22 +32,7 @@ std::string request_key(const std::string& endpoint_id, const json& input, int t
   canonical += input.dump();
   canonical += '\n';
   canonical += std::to_string(take);
-  // One digest per submitted shot: fetch SHA-256 once and reuse the context (OpenSSL 3's
-  // implicit fetch per EVP_DigestInit costs more than hashing a request).
-  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  thread_local std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (!md || !ctx || EVP_DigestInit_ex2(ctx.get(), md, nullptr) != 1 ||
-      EVP_DigestUpdate(ctx.get(), canonical.data(), canonical.size()) != 1 || EVP_DigestFinal_ex(ctx.get(), digest, &len) != 1)
-    return sha256_hex(canonical);
-  static const char* hex = "0123456789abcdef";
-  std::string out(len * 2, '0');
-  for (unsigned i = 0; i < len; ++i) {
-    out[2 * i] = hex[digest[i] >> 4];
-    out[2 * i + 1] = hex[digest[i] & 0xf];
-  }
-  return out;
+  return sha256_hex(canonical);
 }
 
 std::string safe_name(const std::string& name) {
