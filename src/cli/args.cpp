@@ -66,6 +66,7 @@ Args parse_args(int argc, char** argv) {
     else if (s == "--queue-url") a.queue_url = value(s);
     else if (s == "--rest-url") a.rest_url = value(s);
     else if (s.size() > 1 && s[0] == '-' && s != "-") throw std::invalid_argument("unknown option " + s + " (see klingrun --help)");
+    else if (a.command == "run" && a.script.empty() && is_command(s)) { a.command = s; run_like = s == "plan"; }  // options may come first
     else if (run_like && a.script.empty()) a.script = s;
     else a.positional.push_back(s);
   }

@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "core/prepare.h"
+#include "core/text.h"
 
 namespace kr::cli {
 
@@ -30,7 +31,7 @@ int cmd_check(const Args& args) {
   try {
     input = json::parse(text);
   } catch (const json::exception& e) {
-    std::cerr << (file == "-" ? "stdin" : file) << ": not valid JSON: " << e.what() << "\n";
+    std::cerr << (file == "-" ? "stdin" : file) << ": not valid JSON: " << json_error_text(e.what()) << "\n";
     return 1;
   }
   Request req;

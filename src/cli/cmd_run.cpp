@@ -64,8 +64,8 @@ int cmd_run(const Args& args) {
   bool loaded = session.run_script(args.script, args.script_args);
   run::Runner& runner = session.runner();
   Progress progress(runner, args, plan);
-  if (plan && args.json) {
-    // stdout carries the JSON plan: the script's own prints go to stderr.
+  if (args.json) {
+    // stdout carries JSON (the plan, or one event per line): the script's own prints go to stderr.
     luaL_dostring(session.lua(), "print = function(...) local t = {} for i = 1, select('#', ...) do t[i] = tostring((select(i, ...))) end io.stderr:write(table.concat(t, '\\t'), '\\n') end");
   }
 

@@ -47,7 +47,7 @@ std::string describe(const run::Job& j, double now) {
 }  // namespace
 
 Progress::Progress(run::Runner& runner, const Args& args, bool plan)
-    : runner_(runner), plan_(plan), json_(args.json && !plan), quiet_(args.quiet || plan),
+    : runner_(runner), plan_(plan), json_(args.json && !plan), quiet_((args.quiet && !args.json) || plan),
       tty_(isatty(STDERR_FILENO) && !args.json), color_(tty_ && !std::getenv("NO_COLOR")) {
   runner_.on_change([this](const run::Job& j) { changed(j); });
 }

@@ -9,6 +9,10 @@ namespace {
 void duration_to_string(json& v, const std::string& path, Report& report) {
   if (!v.is_number() || v.is_boolean()) return;
   double d = v.get<double>();
+  if (std::fabs(d) > 1e6) {  // far outside any duration; also keeps the cast below defined
+    report.error(path, v.dump() + " is not a duration in seconds");
+    return;
+  }
   if (std::floor(d) != d) {
     report.error(path, std::to_string(d).substr(0, std::to_string(d).find_last_not_of('0') + 1) +
                            " is not a whole number of seconds");

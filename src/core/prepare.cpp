@@ -21,7 +21,11 @@ Prepared prepare(const std::string& endpoint, json&& input, const CoreContext& c
   }
   if (ctx.elements && input.is_object()) resolve_elements(input, *ctx.elements, p.report);
   p.input = normalize(*p.endpoint, std::move(input), p.report);
-  p.report.merge(validate(*p.endpoint, p.input, *ctx.catalog));
+  // A field normalization already refused (duration 5.5) is not reported a second time.
+  Report checked = validate(*p.endpoint, p.input, *ctx.catalog);
+  for (auto& e : checked.errors)
+    if (!p.report.has_error_at(e.path)) p.report.errors.push_back(e);
+  p.report.warnings.insert(p.report.warnings.end(), checked.warnings.begin(), checked.warnings.end());
   if (!p.report.ok()) return p;
   try {
     p.cost = ctx.prices->estimate(*p.endpoint, p.input);

@@ -1,4 +1,5 @@
 #include "core/prices.h"
+#include "core/text.h"
 
 #include <cmath>
 #include <cstdio>
@@ -50,7 +51,7 @@ PriceTable PriceTable::from_file(const std::string& path) {
   try {
     return PriceTable(json::parse(ss.str()));
   } catch (const json::exception& e) {
-    throw std::runtime_error("price file " + path + " is not valid JSON: " + e.what());
+    throw std::runtime_error("price file " + path + " is not valid JSON: " + json_error_text(e.what()));
   } catch (const std::runtime_error& e) {
     throw std::runtime_error("price file " + path + ": " + e.what());
   }

@@ -28,4 +28,12 @@ inline std::string quote(std::string_view s, std::size_t max = 40) {
   return out + "\"";
 }
 
+// nlohmann's messages start with "[json.exception.parse_error.101] "; users need the rest.
+inline std::string json_error_text(const char* what) {
+  std::string s = what;
+  if (s.rfind("[json.exception.", 0) == 0)
+    if (auto close = s.find("] "); close != std::string::npos) s = s.substr(close + 2);
+  return s;
+}
+
 }  // namespace kr
