@@ -173,3 +173,13 @@ TEST_CASE("normalize: a non-object input is returned unchanged", "[normalize]") 
   CHECK(j == json::array({1, 2}));
   CHECK(r.errors.empty());
 }
+
+TEST_CASE("normalize: a huge numeric duration is refused without undefined behaviour", "[normalize]") {
+  kr::Report r;
+  auto j = norm("v3/pro/t2v", {{"prompt", "a"}, {"duration", 1e20}}, &r);
+  KR_HAS_ERROR(r, "duration", "is not a duration in seconds");
+  CHECK(j["duration"].is_number());
+  kr::Report r2;
+  norm("v3/pro/t2v", {{"multi_prompt", {{{"prompt", "a"}, {"duration", -1e300}}}}}, &r2);
+  KR_HAS_ERROR(r2, "multi_prompt[0].duration", "is not a duration in seconds");
+}

@@ -71,6 +71,30 @@ TEST_CASE("prepare: errors stop pricing; warnings do not", "[prepare]") {
   KR_HAS_ERROR(not_object.report, "", "must be a table of fal fields");
 }
 
+TEST_CASE("prepare: an error normalize() already reported is not repeated by validate()", "[prepare]") {
+  auto p = krt::prep("v3/pro/t2v", {{"prompt", "a"}, {"duration", 5.5}});
+  CHECK_FALSE(p.ok());
+  int at_duration = 0;
+  for (auto& e : p.report.errors) at_duration += e.path == "duration";
+  CHECK(at_duration == 1);
+  KR_HAS_ERROR(p.report, "duration", "5.5 is not a whole number of seconds");
+}
+
+TEST_CASE("prepare: the consuming overload gives the same result", "[prepare]") {
+  json in = {{"prompt", "a"}, {"duration", 10}, {"start_image_url", "https://cdn.test/s.png"}, {"aspect_ratio", "1:1"}};
+  kr::Request r;
+  r.endpoint = "v3/standard/i2v";
+  r.input = in;
+  auto a = kr::prepare(r);
+  auto b = kr::prepare("v3/standard/i2v", json(in));
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CHECK(a.input == b.input);
+  CHECK(a.cost->usd == b.cost->usd);
+  CHECK(a.report.warnings.size() == b.report.warnings.size());
+  CHECK(r.input == in);  // the Request overload leaves the request untouched
+}
+
 TEST_CASE("prepare: job metadata does not change the result", "[prepare]") {
   kr::Request a, b;
   a.endpoint = b.endpoint = "v3/pro/t2v";
@@ -115,4 +139,9 @@ TEST_CASE("text: utf8_length counts code points; quote shortens", "[text]") {
   CHECK(kr::quote("abcdef", 3) == "\"abc…\"");
   CHECK(kr::quote("ééééé", 2) == "\"éé…\"");  // never cuts inside a character
   CHECK(kr::quote("abc", 3) == "\"abc\"");
+}
+
+TEST_CASE("text: json_error_text drops nlohmann's prefix", "[text]") {
+  CHECK(kr::json_error_text("[json.exception.parse_error.101] parse error at line 1") == "parse error at line 1");
+  CHECK(kr::json_error_text("plain message") == "plain message");
 }
