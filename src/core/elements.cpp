@@ -57,6 +57,15 @@ bool ElementRegistry::add(Element e, Report& report, const std::string& path) {
       report.error(path + ".references", std::to_string(e.references.size()) + " reference images is above the maximum of 3");
   }
   if (report.errors.size() != before) return false;
+  if (auto old = by_name_.find(e.name); old != by_name_.end()) {
+    const Element& o = old->second;
+    bool same = o.frontal == e.frontal && o.references == e.references && o.video == e.video && o.voice_id == e.voice_id;
+    if (same) return true;  // declaring the same element twice is harmless
+    // Silently replacing it would change every later shot that says @name.
+    report.error(path + ".name", "element \"" + e.name + "\" is already declared" + (o.origin.empty() ? "" : " at " + o.origin) +
+                                     " with other media; give this one another name");
+    return false;
+  }
   by_name_[e.name] = std::move(e);
   return true;
 }

@@ -158,6 +158,14 @@ void LuaHost::fail(const std::string& message) {
   if (error_) return;  // the first error is the one the user needs
   error_ = message;
   auto it = codes_.find(message);
+  // error(msg, level) puts the caller's "file:line: " in front of a classified message when the
+  // raising frame is not a tail call (e.g. kling.wait_all): match the message after it.
+  for (auto c = codes_.begin(); it == codes_.end() && c != codes_.end(); ++c) {
+    const std::string& m = c->first;
+    if (message.size() >= m.size() + 2 && message.compare(message.size() - m.size(), m.size(), m) == 0 &&
+        message.compare(message.size() - m.size() - 2, 2, ": ") == 0)
+      it = c;
+  }
   error_code_ = it == codes_.end() ? exit_script : it->second;
   // Stop starting jobs; those already on fal finish and are kept (they are paid for).
   runner_.stop_starting();

@@ -116,6 +116,7 @@ void Session::interrupt(bool cancel_on_fal) {
 void Session::finish() {
   if (!impl_->runner) return;
   if (impl_->backend == "offline" && !impl_->runner->jobs().empty()) impl_->runner->write_plan();
+  impl_->runner->flush_manifest(true);
   if (impl_->store) impl_->store->release();
   impl_->started = false;
 }

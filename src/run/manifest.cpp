@@ -179,7 +179,10 @@ json ManifestWriter::document() const {
   return doc_;
 }
 
-void ManifestWriter::update(const JobRecord& job) {
+void ManifestWriter::update(const JobRecord& job) { update(std::vector<JobRecord>{job}); }
+
+void ManifestWriter::update(const std::vector<JobRecord>& batch) {
+  if (batch.empty()) return;
   std::lock_guard lk(mu_);
   fs::path dir = path_.parent_path().empty() ? fs::path(".") : path_.parent_path();
   std::error_code ec;
@@ -199,18 +202,20 @@ void ManifestWriter::update(const JobRecord& job) {
   if (doc.is_null()) doc = doc_;
   json& jobs = doc["jobs"];
 
-  json entry = entry_for(job, dir);
-  bool found = false;
-  for (auto& e : jobs)
-    if (same_entry(e, job)) {
-      e = entry;
-      found = true;
-      break;
-    }
-  if (!found) jobs.push_back(std::move(entry));
+  for (const JobRecord& job : batch) {
+    json entry = entry_for(job, dir);
+    bool found = false;
+    for (auto& e : jobs)
+      if (same_entry(e, job)) {
+        e = entry;
+        found = true;
+        break;
+      }
+    if (!found) jobs.push_back(std::move(entry));
+  }
 
   if (script_.empty()) script_ = doc.value("script", std::string());
-  if (script_.empty()) script_ = job.script;
+  if (script_.empty()) script_ = batch.front().script;
 
   int done = 0, failed = 0;
   double usd = 0;

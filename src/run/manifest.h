@@ -36,6 +36,8 @@ class ManifestWriter {
   // Upserts the job's entry and rewrites the file atomically. Throws std::runtime_error naming
   // the path when the file cannot be written.
   void update(const JobRecord& job);
+  // Several jobs in one rewrite (the runner batches what changed since its last write).
+  void update(const std::vector<JobRecord>& jobs);
 
   const std::filesystem::path& path() const { return path_; }
   // The document as last written (or read) by this writer.

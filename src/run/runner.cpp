@@ -156,22 +156,28 @@ void Runner::tick(int max_wait_ms) {
     waiting_.push_front(it->first);
     it = parked_.erase(it);
   }
-  while (!stopping_ && !waiting_.empty() && (in_flight_ < opts_.concurrency || !backend_->limited())) {
-    Job* job = waiting_.front();
-    waiting_.pop_front();
-    if (opts_.store && !claim(*job)) continue;
-    ++in_flight_;
-    backend_->start(*job);
-  }
+  start_waiting();
   // Waiters may submit more jobs or finish the script, so they run after I/O, outside the
   // backend's callbacks.
   backend_->poll(done_queue_.empty() ? max_wait_ms : 0);
+  start_waiting();  // slots freed during the poll are refilled now, not a tick later
+  flush_manifest(false);
   auto ready = std::move(done_queue_);
   done_queue_.clear();
   for (Job* job : ready) {
     auto waiters = std::move(job->waiters);
     job->waiters.clear();
     for (auto& w : waiters) w(*job);
+  }
+}
+
+void Runner::start_waiting() {
+  while (!stopping_ && !waiting_.empty() && (in_flight_ < opts_.concurrency || !backend_->limited())) {
+    Job* job = waiting_.front();
+    waiting_.pop_front();
+    if (opts_.store && !claim(*job)) continue;
+    ++in_flight_;
+    backend_->start(*job);
   }
 }
 
@@ -298,9 +304,27 @@ void Runner::record(Job& job, JobEvent e) {
       case JobEvent::result: st->store_result(job.key, job.output, job.billable_units); break;
       default: return;
     }
-    if (opts_.manifest) opts_.manifest->update(*st->get(job.key));
+    manifest_dirty_.insert(job.key);
   } catch (const std::exception& ex) {
     store_warn(job, ex);
+  }
+}
+
+// The manifest is rewritten whole (atomically, merged with other processes' entries), so the
+// jobs that changed are written together at most twice a second, and at the end of the run.
+void Runner::flush_manifest(bool force) {
+  if (!opts_.manifest || !opts_.store || manifest_dirty_.empty()) return;
+  double t = now();
+  if (!force && t - last_manifest_ < 0.5) return;
+  last_manifest_ = t;
+  std::vector<JobRecord> rows;
+  try {
+    for (auto& key : manifest_dirty_)
+      if (auto row = opts_.store->get(key)) rows.push_back(std::move(*row));
+    manifest_dirty_.clear();
+    opts_.manifest->update(rows);
+  } catch (const std::exception&) {
+    // Kept dirty: the next flush tries again; the store, not the manifest, is the record.
   }
 }
 
@@ -322,7 +346,7 @@ void Runner::record_end(Job& job) {
       // A failed download keeps the stored result: the next run downloads it again.
       st->mark_failed(job.key, job.error->message);
     }
-    if (opts_.manifest) opts_.manifest->update(*st->get(job.key));
+    manifest_dirty_.insert(job.key);
   } catch (const std::exception& ex) {
     store_warn(job, ex);
   }

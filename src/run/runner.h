@@ -3,6 +3,7 @@
 #pragma once
 #include <chrono>
 #include <deque>
+#include <set>
 #include <unordered_map>
 #include <filesystem>
 #include <functional>
@@ -81,6 +82,9 @@ class Runner {
   // Called whenever a job changes (accepted, started, progress, finished).
   void on_change(std::function<void(const Job&)> fn) { listeners_.push_back(std::move(fn)); }
 
+  // Writes the manifest entries of jobs that changed (force: now, else at most twice a second).
+  void flush_manifest(bool force);
+
   // plan.json: every job with name, endpoint, normalized input and cost.
   json plan() const;
   void write_plan() const;
@@ -93,6 +97,7 @@ class Runner {
   void finish_here(Job& job);  // a job finished without the backend
   void record(Job& job, JobEvent e);
   void record_end(Job& job);
+  void start_waiting();
   void store_warn(Job& job, const std::exception& e);
   double predicted_charge(const std::string& key, double cost) const;
   json canonical_media(const Endpoint& ep, const json& input);
@@ -107,6 +112,8 @@ class Runner {
   std::unordered_map<std::string, Job*> by_key_, by_name_;
   std::vector<std::pair<Job*, double>> parked_;  // waiting for another process (job, next check)
   double last_heartbeat_ = 0;
+  std::set<std::string> manifest_dirty_;
+  double last_manifest_ = -1;
   std::unordered_map<std::string, std::string> file_hashes_;  // "path|size|mtime" → sha256
   std::deque<Job*> waiting_;
   std::vector<Job*> done_queue_;  // finished, waiters not yet called
