@@ -41,6 +41,10 @@ struct FalError {
   std::vector<FieldError> details;
   std::string error_type;  // fal's error_type / X-Fal-Error-Type, e.g. "runner_disconnected"
   bool retryable = false;  // whether the same request could succeed later
+  // fal finished the job and this is its verdict (COMPLETED with an error, or the model's own
+  // 4xx from the result call) — as opposed to trouble reaching fal, after which the job may
+  // still be running or done on fal, and paid for.
+  bool job_failed = false;
 
   // One "path: message" line per field error (just "message" without a path); the summary
   // message when there are none.

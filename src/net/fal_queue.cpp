@@ -488,7 +488,9 @@ void FalQueue::on_result_done(JobId id, HttpResponse& r) {
   if (r.ok()) {
     if (failed_on_fal) {
       // COMPLETED with an error is a failure whatever the result call says.
-      finish_error(id, error_from_completed_status(j->completed_status, j->request_id));
+      FalError e = error_from_completed_status(j->completed_status, j->request_id);
+      e.job_failed = true;
+      finish_error(id, std::move(e));
       return;
     }
     json out = json::parse(r.body, nullptr, false);
@@ -501,6 +503,9 @@ void FalQueue::on_result_done(JobId id, HttpResponse& r) {
   }
   FalError e = failure_from(r, "result", j->request_id);
   if (failed_on_fal && e.error_type.empty()) e.error_type = j->completed_status.value("error_type", "");
+  // After COMPLETED, the result call answers with the model's own status: an error there is
+  // the job's verdict when fal said so, or when it is a client error (422 and the like).
+  e.job_failed = failed_on_fal || (r.status >= 400 && r.status < 500 && r.status != 429 && r.status != 408);
   finish_error(id, std::move(e));
 }
 

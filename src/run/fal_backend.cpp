@@ -16,6 +16,7 @@ struct FalBackend::Active {
 JobError job_error(const net::FalError& e) {
   JobError j;
   j.kind = net::kind_name(e.kind);
+  j.final_on_fal = e.job_failed;
   j.request_id = e.request_id;
   switch (e.kind) {
     case net::FalError::Kind::rejected:

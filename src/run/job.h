@@ -22,6 +22,7 @@ struct JobError {
   std::vector<std::string> lines;  // "path: message" lines when fal named fields
   std::string request_id;
   std::string advice;              // what the user can do next (e.g. for unknown_submit)
+  bool final_on_fal = false;       // fal's verdict on the job (not trouble reaching fal)
 };
 
 // Where a job starts on the backend (decided by the runner from the state store).

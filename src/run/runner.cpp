@@ -341,10 +341,12 @@ void Runner::record_end(Job& job) {
       st->mark_unknown(job.key, job.error ? job.error->message : "outcome unknown");
     } else if (job.phase == Phase::cancelled && (row->state == JobState::Sending || row->state == JobState::Submitted || row->state == JobState::Unknown)) {
       st->mark_cancelled(job.key);
-    } else if (job.phase == Phase::failed && job.error && job.error->kind != "download" && job.error->kind != "state" &&
-               job.error->kind != "budget" && row->state != JobState::Done) {
-      // A failed download keeps the stored result: the next run downloads it again.
-      st->mark_failed(job.key, job.error->message);
+    } else if (job.phase == Phase::failed && job.error && job.error->kind != "state" && job.error->kind != "budget") {
+      // Once fal has accepted a job it may be running or done, and paid for: only fal's own
+      // verdict marks it failed. Trouble reaching fal (status/result calls, a download) leaves
+      // it submitted/completed, so the next run re-attaches or downloads instead of paying again.
+      bool accepted = row->state == JobState::Submitted || row->state == JobState::Completed || row->state == JobState::Done;
+      if (!accepted || job.error->final_on_fal) st->mark_failed(job.key, job.error->message);
     }
     manifest_dirty_.insert(job.key);
   } catch (const std::exception& ex) {

@@ -1,21 +1,14 @@
-// Money-safe runs: behaviour that is currently WRONG in src/ (reported), kept as runnable
-// evidence. Tagged [!mayfail]: Catch2 runs them and reports their failures without failing the
-// suite. Remove the tag once fixed; the assertions then guard the fix.
-//
-// BUG: a job that fal accepted (state `submitted`, request id recorded) is marked `failed` in
-// the state store when *following* it fails for transport reasons (result or status calls
-// answered 5xx / dropped until the retries ran out). The next run treats `failed` as "fal
-// refused it" and submits a NEW generation, although the first job completed on fal and is
-// billed: the user pays twice. Path: FalQueue::fetch_result/poll -> finish_error(kind server or
-// network) -> FalBackend::fail (Phase::failed) -> Runner::record_end -> StateStore::mark_failed
-// -> next claim(): case Failed -> submit_new.
+// Money-safe runs: once fal has accepted a job, trouble *following* it (status or result calls
+// failing until the retries run out) must not mark it failed in the store — the job may well be
+// done on fal and billed. The next run re-attaches to the same request instead of paying again.
+// (Found by these tests: FalQueue errors now say whether they are fal's verdict on the job.)
 #include "e2e_common.h"
 #include "money.h"
 
 using namespace e2e;
 
-TEST_CASE("money known bug: a result fetch that keeps failing must not make the next run pay again",
-          "[e2e][money][bug][!mayfail]") {
+TEST_CASE("money accepted job: a result fetch that keeps failing must not make the next run pay again",
+          "[e2e][money]") {
   Fixture fx;
   const std::string lua =
       "local kling = require 'kling'\n"
@@ -43,8 +36,8 @@ TEST_CASE("money known bug: a result fetch that keeps failing must not make the 
   CHECK(second.out.find("result\tpaid\t" + rid) != std::string::npos);
 }
 
-TEST_CASE("money known bug: status polls that keep failing must not make the next run pay again",
-          "[e2e][money][bug][!mayfail]") {
+TEST_CASE("money accepted job: status polls that keep failing must not make the next run pay again",
+          "[e2e][money]") {
   Fixture fx;
   const std::string lua =
       "local kling = require 'kling'\n"
