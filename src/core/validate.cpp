@@ -188,6 +188,16 @@ void check_frames(const Endpoint& ep, const json& in, Report& r) {
   // Upstream (K-OMNI) rule, inferred for fal: on O3 R2V an end frame needs a start frame.
   if (ep.spec.value("end_needs_start", false) && in.contains("end_image_url") && !in.contains("start_image_url"))
     r.error("end_image_url", "an end frame needs a start frame on " + ep.short_id + " (set start_image_url too)");
+  // Kling's own limits for reference-to-video (K-OMNI), UNCONFIRMED on fal: warnings only.
+  if (ep.spec.value("end_needs_start", false)) {
+    std::size_t images = in.contains("image_urls") && in["image_urls"].is_array() ? in["image_urls"].size() : 0;
+    std::size_t subjects = images + (in.contains("elements") && in["elements"].is_array() ? in["elements"].size() : 0);
+    bool frames = in.contains("start_image_url") || in.contains("end_image_url");
+    if (frames && subjects > 3)
+      r.warn("elements", std::to_string(subjects) + " elements + image_urls with a first/last frame: Kling allows at most 3 subjects then (UNCONFIRMED on fal)");
+    if (in.contains("end_image_url") && images > 2)
+      r.warn("end_image_url", "Kling does not support an end frame with more than 2 reference images (UNCONFIRMED on fal)");
+  }
 }
 
 // Rules 17–20, 23 (element half): the elements array.

@@ -740,3 +740,25 @@ TEST_CASE("validate: a non-object input is one error", "[validate]") {
   CHECK(r.errors[0].path == "");
   CHECK_THAT(r.errors[0].message, Catch::Contains("must be a table of fal fields, got a list"));
 }
+
+TEST_CASE("rule 16 upstream: O3 R2V subject limits with frames are warnings, not errors", "[validate]") {
+  const kr::Endpoint& ep = *kr::Catalog::builtin().find("o3/pro/r2v");
+  kr::json in = {{"prompt", "@Image1 and @Image2 and @Image3 walk"},
+                 {"start_image_url", "https://cdn.test/a.png"},
+                 {"end_image_url", "https://cdn.test/b.png"},
+                 {"image_urls", {"https://cdn.test/1.png", "https://cdn.test/2.png", "https://cdn.test/3.png", "https://cdn.test/4.png"}},
+                 {"duration", "5"}};
+  kr::Report r = kr::validate(ep, in);
+  CHECK(r.ok());
+  bool subjects = false, end_frame = false;
+  for (auto& w : r.warnings) {
+    subjects = subjects || (w.path == "elements" && w.message.find("at most 3 subjects") != std::string::npos);
+    end_frame = end_frame || (w.path == "end_image_url" && w.message.find("more than 2 reference images") != std::string::npos);
+  }
+  CHECK(subjects);
+  CHECK(end_frame);
+  in.erase("end_image_url");
+  in.erase("start_image_url");
+  kr::Report plain = kr::validate(ep, in);
+  for (auto& w : plain.warnings) CHECK(w.message.find("UNCONFIRMED on fal") == std::string::npos);
+}
