@@ -615,7 +615,11 @@ Claim StateStore::claim(const JobIntent& intent) {
       if (fresh) {
         std::string old = "generation " + std::to_string(gen) + " (" +
                           std::string(to_string(row->state)) + ")";
-        if (row->state == JobState::Sending)
+        if (row->state == JobState::Sending && !row->sent_ms) {
+          // Never sent: nothing can be on fal, so it is not an unknown outcome.
+          Stmt st(db, "UPDATE jobs SET state='cancelled', owner=NULL, heartbeat_ms=NULL, error=?3 WHERE key=?1 AND gen=?2");
+          st.bind(1, key).bind(2, gen).bind(3, "superseded by a fresh generation before it was sent").run();
+        } else if (row->state == JobState::Sending)
           to_unknown("superseded by a fresh generation; its owner " + row->owner +
                      " died before fal answered, so the submit may or may not have reached fal");
         else if (held) {

@@ -681,6 +681,20 @@ TEST_CASE("store: fresh generates anew once per run and keeps history", "[store]
     REQUIRE(h.size() == 2);
     CHECK(h[0].state == JobState::Unknown);
   }
+  SECTION("fresh on a never-sent job does not call it unknown") {
+    auto other = open_store(d.path, clock, "other", 0);
+    REQUIRE(other->claim(intent("k4")).action == Claim::Submit);
+    other.reset();  // stopped before sending
+    clock.advance(kLease + 1);
+    auto b = open_store(d.path, clock, "b", clock.t->load());
+    JobIntent f4 = intent("k4");
+    f4.fresh = true;
+    CHECK(b->claim(f4).action == Claim::Submit);
+    auto h = b->history("k4");
+    REQUIRE(h.size() == 2);
+    CHECK(h[0].state == JobState::Cancelled);
+    CHECK(h[0].error.find("before it was sent") != std::string::npos);
+  }
 }
 
 TEST_CASE("store: transitions are checked", "[store]") {
