@@ -240,3 +240,18 @@ TEST_CASE("elements: end to end through prepare()", "[elements][prepare]") {
     CHECK(p.input["prompt"] == "@hero smiles");
   }
 }
+
+TEST_CASE("elements: a name is declared once; the same media again is harmless, other media is refused", "[elements]") {
+  ElementRegistry reg;
+  kr::Report first;
+  Element hero = images("hero", 1);
+  hero.origin = "shots.lua:3";
+  REQUIRE(reg.add(hero, first));
+  kr::Report again;
+  CHECK(reg.add(images("hero", 1), again));
+  CHECK(again.ok());
+  kr::Report other;
+  CHECK_FALSE(reg.add(images("hero", 2), other));
+  KR_HAS_ERROR(other, "element.name", "element \"hero\" is already declared at shots.lua:3 with other media");
+  CHECK(reg.find("hero")->references.size() == 1);  // the first declaration still stands
+}

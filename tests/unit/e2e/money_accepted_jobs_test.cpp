@@ -31,7 +31,7 @@ TEST_CASE("money accepted job: a result fetch that keeps failing must not make t
   REQUIRE(second.exit_code == 0);
   json stats = fx.fake.stats();
   // Expected: the rerun re-attaches to the completed request (one job, one submit).
-  CHECK(stats["jobs_created"] == 1);  // actual today: 2 (paid twice)
+  CHECK(stats["jobs_created"] == 1);  // before 8f58aa6: 2 (paid twice)
   CHECK(stats["requests"]["submit"] == 1);
   CHECK(second.out.find("result\tpaid\t" + rid) != std::string::npos);
 }
@@ -57,6 +57,6 @@ TEST_CASE("money accepted job: status polls that keep failing must not make the 
   INFO(second.describe());
   REQUIRE(second.exit_code == 0);
   json stats = fx.fake.stats();
-  CHECK(stats["jobs_created"] == 1);  // actual today: 2 (paid twice)
+  CHECK(stats["jobs_created"] == 1);  // before 8f58aa6: 2 (paid twice)
   CHECK(second.out.find("result\tpolled\t" + rid) != std::string::npos);
 }

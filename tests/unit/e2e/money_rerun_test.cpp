@@ -46,13 +46,6 @@ void check_video(const Fixture& fx, const std::string& stem, const std::string& 
   CHECK(krt::sha256_file_hex(file) == sha256_hex(fake_video(request_id, size)));
 }
 
-std::string request_id_for_prompt(const Fixture& fx, const std::string& needle) {
-  std::string id;
-  for (auto& j : fx.fake.jobs())
-    if (j["input"].value("prompt", std::string()).find(needle) != std::string::npos) id = j["request_id"];
-  return id;
-}
-
 }  // namespace
 
 TEST_CASE("money rerun: a second run reuses everything - zero requests to fal - cost 0", "[e2e][money][rerun]") {
