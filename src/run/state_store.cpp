@@ -185,21 +185,15 @@ struct SqliteDb {
     }
   }
 
+  // BEGIN IMMEDIATE takes the write lock up front, so a claim never upgrades mid-transaction.
   template <class F>
-  void write_txn(F&& f) {
-    exec("BEGIN IMMEDIATE");
-    try {
-      f();
-      exec("COMMIT");
-    } catch (...) {
-      sqlite3_exec(h, "ROLLBACK", nullptr, nullptr, nullptr);
-      throw;
-    }
-  }
+  void write_txn(F&& f) { txn("BEGIN IMMEDIATE", std::forward<F>(f)); }
+  template <class F>
+  void read_txn(F&& f) { txn("BEGIN", std::forward<F>(f)); }
 
   template <class F>
-  void read_txn(F&& f) {
-    exec("BEGIN");
+  void txn(const char* begin, F&& f) {
+    exec(begin);
     try {
       f();
       exec("COMMIT");
