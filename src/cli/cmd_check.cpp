@@ -49,7 +49,7 @@ int cmd_check(const Args& args) {
     std::cout << json{{"endpoint", p.endpoint->id}, {"input", p.input}, {"cost_usd", p.cost->usd},
                       {"seconds", p.cost->seconds}, {"audio", p.cost->audio}}.dump(2) << "\n";
   } else {
-    std::cout << "valid " << p.endpoint->id << ": " << format_usd(p.cost->usd) << " (" << p.cost->formula << ")\n";
+    std::cout << "valid " << p.endpoint->id << ": " << format_usd(p.cost->usd) << " (" << p.cost->formula() << ")\n";
   }
   return 0;
 }

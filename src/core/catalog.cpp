@@ -43,7 +43,28 @@ FieldSpec compile_field(const std::string& name, const json& f) {
   s.fill = f.value("fill", false);
   s.fill_with_shots = f.value("fill_with", "") == "multi_prompt";
   s.media = f.value("media", "");
+  if (auto it = f.find("value_hints"); it != f.end()) s.value_hints = &*it;
+  if (auto it = f.find("warn_values"); it != f.end()) s.warn_values = &*it;
   return s;
+}
+
+// Cross-field rules of one entry (after its fields are compiled: pointers into ep.fields).
+void compile_rules(Endpoint& ep) {
+  const json& e = ep.spec;
+  // find() matches ids with this prefix taken off.
+  if (ep.id.rfind("fal-ai/kling-video/", 0) != 0) throw std::runtime_error("endpoints.json: id " + ep.id + " is not under fal-ai/kling-video/");
+  ep.prompt_required = e.value("prompt_rule", "") == "required";
+  ep.start_image = e.value("start_image", "");
+  ep.end_needs_start = e.value("end_needs_start", false);
+  if (auto it = e.find("elements"); it != e.end()) {
+    ep.element_rules = &*it;
+    if (auto v = it->find("voice"); v != it->end()) ep.voice_field = v->value("field", "");
+  }
+  if (auto it = e.find("dropped"); it != e.end()) ep.dropped = &*it;
+  ep.duration = ep.field_spec("duration");
+  if (ep.duration && ep.duration->enums.empty()) throw std::runtime_error("endpoints.json: " + ep.id + ": duration has no enum");
+  for (auto& f : ep.fields)
+    if (!f.media.empty()) ep.media_fields.push_back(&f);
 }
 
 }  // namespace
@@ -55,14 +76,23 @@ std::string Endpoint::str(std::string_view key) const {
 
 Catalog::Catalog(const json& doc) : doc_(doc) {
   for (auto& e : doc_.at("endpoints")) {
-    Endpoint ep{e.at("id"), e.at("short"), e.at("family"), e.at("tier"), e.at("mode"), e, {}};
+    Endpoint ep;
+    ep.id = e.at("id");
+    ep.short_id = e.at("short");
+    ep.family = e.at("family");
+    ep.tier = e.at("tier");
+    ep.mode = e.at("mode");
+    ep.spec = e;
     endpoints_.push_back(std::move(ep));
   }
   // Compile after the vector stops moving: FieldSpec points into each endpoint's own spec.
   for (auto& ep : endpoints_) {
     for (auto& [name, f] : ep.spec["fields"].items()) ep.fields.push_back(compile_field(name, f));
     std::sort(ep.fields.begin(), ep.fields.end(), [](auto& a, auto& b) { return a.name < b.name; });
+    compile_rules(ep);
   }
+  shot_prompt_max_ = limits().value("shot_prompt_max", 512);
+  max_shots_ = limits().value("max_shots", std::size_t{6});
 }
 
 const Catalog& Catalog::builtin() {
@@ -70,12 +100,11 @@ const Catalog& Catalog::builtin() {
   return c;
 }
 
-const Endpoint* Catalog::find(std::string_view raw) const {
-  std::string id(raw);
-  static const std::string prefix = "fal-ai/kling-video/";
-  if (id.rfind(prefix, 0) == 0) id = id.substr(prefix.size());
+const Endpoint* Catalog::find(std::string_view id) const {
+  constexpr std::string_view prefix = "fal-ai/kling-video/";
+  if (id.substr(0, prefix.size()) == prefix) id.remove_prefix(prefix.size());
   for (auto& e : endpoints_) {
-    if (e.short_id == id || e.id == prefix + id) return &e;
+    if (e.short_id == id || std::string_view(e.id).substr(prefix.size()) == id) return &e;
   }
   return nullptr;
 }

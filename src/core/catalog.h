@@ -24,7 +24,9 @@ struct FieldSpec {
   bool fill = false;                   // write the default in when absent
   bool fill_with_shots = false;        // ... only when multi_prompt is given
   std::string media;                   // "image"/"video" for file fields, else ""
-  const json* raw = nullptr;           // the entry as written (hints, warnings)
+  const json* value_hints = nullptr;   // {"wrong value": "hint"} for enum mistakes
+  const json* warn_values = nullptr;   // {"value": "warning"} for accepted but risky values
+  const json* raw = nullptr;           // the entry as written
 };
 
 struct Endpoint {
@@ -38,6 +40,16 @@ struct Endpoint {
   const json* field(std::string_view name) const;
   const FieldSpec* field_spec(std::string_view name) const;
   std::vector<FieldSpec> fields;       // compiled from spec["fields"]; sorted by name
+
+  // The entry's cross-field rules, read once (validation runs for every shot of a plan).
+  bool prompt_required = false;        // prompt_rule "required"; else exactly one of prompt, multi_prompt
+  std::string start_image;             // the field that must carry the first frame, or ""
+  bool end_needs_start = false;        // an end frame needs a start frame (O3 R2V)
+  const json* element_rules = nullptr; // spec["elements"], nullptr when the endpoint takes none
+  std::string voice_field;             // the field of an element that binds a voice, or ""
+  const json* dropped = nullptr;       // {"field": "why"}: accepted from scripts, never sent
+  const FieldSpec* duration = nullptr; // the duration field (its enum)
+  std::vector<const FieldSpec*> media_fields;  // fields that carry files (image/video)
   bool has(std::string_view name) const { return field_spec(name) != nullptr; }
   // Value of a top-level key of the entry (e.g. "start_image"), or "" when absent.
   std::string str(std::string_view key) const;
@@ -57,10 +69,14 @@ class Catalog {
   const json& media() const { return doc_["media"]; }
   const json& limits() const { return doc_["limits"]; }
   std::string hint(std::string_view field) const;
+  int shot_prompt_max() const { return shot_prompt_max_; }
+  std::size_t max_shots() const { return max_shots_; }
 
  private:
   json doc_;
   std::vector<Endpoint> endpoints_;
+  int shot_prompt_max_ = 512;
+  std::size_t max_shots_ = 6;
 };
 
 }  // namespace kr

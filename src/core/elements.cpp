@@ -83,7 +83,7 @@ std::vector<std::string> ElementRegistry::names() const {
 
 void resolve_elements(json& input, const ElementRegistry& registry, Report& report) {
   std::size_t explicit_count = 0;
-  if (input.contains("elements") && input["elements"].is_array()) explicit_count = input["elements"].size();
+  if (auto els = input.find("elements"); els != input.end() && els->is_array()) explicit_count = els->size();
   std::vector<std::string> used;  // in order of first use
 
   auto rewrite = [&](std::string& text, const std::string& path) {
@@ -115,17 +115,20 @@ void resolve_elements(json& input, const ElementRegistry& registry, Report& repo
   };
 
   if (auto it = input.find("prompt"); it != input.end() && it->is_string()) rewrite(it->get_ref<std::string&>(), "prompt");
-  if (input.contains("multi_prompt") && input["multi_prompt"].is_array()) {
-    auto& shots = input["multi_prompt"];
-    for (std::size_t k = 0; k < shots.size(); ++k) {
-      if (!shots[k].is_object() || !shots[k].contains("prompt") || !shots[k]["prompt"].is_string()) continue;
-      std::string& p = shots[k]["prompt"].get_ref<std::string&>();
+  if (auto shots = input.find("multi_prompt"); shots != input.end() && shots->is_array()) {
+    for (std::size_t k = 0; k < shots->size(); ++k) {
+      json& shot = (*shots)[k];
+      if (!shot.is_object()) continue;
+      auto prompt = shot.find("prompt");
+      if (prompt == shot.end() || !prompt->is_string()) continue;
+      std::string& p = prompt->get_ref<std::string&>();
       if (p.find('@') != std::string::npos) rewrite(p, "multi_prompt[" + std::to_string(k) + "].prompt");
     }
   }
   if (used.empty()) return;
-  if (!input.contains("elements") || !input["elements"].is_array()) input["elements"] = json::array();
-  for (auto& name : used) input["elements"].push_back(registry.find(name)->to_fal());
+  json& els = input["elements"];
+  if (!els.is_array()) els = json::array();
+  for (auto& name : used) els.push_back(registry.find(name)->to_fal());
 }
 
 }  // namespace kr

@@ -76,29 +76,28 @@ bool is_remote_url(const std::string& s) {
 void for_each_media(const Endpoint& ep, json& in,
                     const std::function<void(json& value, const std::string& kind, const std::string& path)>& fn) {
   auto visit = [&](json& v, const std::string& kind, const std::string& path) {
-    if (v.is_string() && !v.get<std::string>().empty()) fn(v, kind, path);
+    if (v.is_string() && !v.get_ref<const std::string&>().empty()) fn(v, kind, path);
   };
-  for (auto& f : ep.fields) {
-    if (f.media.empty()) continue;
-    auto it = in.find(f.name);
+  for (const FieldSpec* f : ep.media_fields) {
+    auto it = in.find(f->name);
     if (it == in.end()) continue;
     json& v = *it;
-    const std::string& kind = f.media;
-    const std::string& name = f.name;
-    visit(v, kind, name);
+    visit(v, f->media, f->name);
     if (v.is_array())
-      for (std::size_t i = 0; i < v.size(); ++i) visit(v[i], kind, name + "[" + std::to_string(i) + "]");
+      for (std::size_t i = 0; i < v.size(); ++i) visit(v[i], f->media, f->name + "[" + std::to_string(i) + "]");
   }
-  if (!in.contains("elements") || !in["elements"].is_array()) return;
-  for (std::size_t i = 0; i < in["elements"].size(); ++i) {
-    json& e = in["elements"][i];
+  auto els = in.find("elements");
+  if (els == in.end() || !els->is_array()) return;
+  static const std::string image = "image", video = "video";
+  for (std::size_t i = 0; i < els->size(); ++i) {
+    json& e = (*els)[i];
     if (!e.is_object()) continue;
     std::string base = "elements[" + std::to_string(i) + "]";
-    if (e.contains("frontal_image_url")) visit(e["frontal_image_url"], "image", base + ".frontal_image_url");
-    if (e.contains("reference_image_urls") && e["reference_image_urls"].is_array())
-      for (std::size_t k = 0; k < e["reference_image_urls"].size(); ++k)
-        visit(e["reference_image_urls"][k], "image", base + ".reference_image_urls[" + std::to_string(k) + "]");
-    if (e.contains("video_url")) visit(e["video_url"], "video", base + ".video_url");
+    if (auto f = e.find("frontal_image_url"); f != e.end()) visit(*f, image, base + ".frontal_image_url");
+    if (auto refs = e.find("reference_image_urls"); refs != e.end() && refs->is_array())
+      for (std::size_t k = 0; k < refs->size(); ++k)
+        visit((*refs)[k], image, base + ".reference_image_urls[" + std::to_string(k) + "]");
+    if (auto v = e.find("video_url"); v != e.end()) visit(*v, video, base + ".video_url");
   }
 }
 

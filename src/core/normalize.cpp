@@ -31,43 +31,51 @@ void drop_nulls(json& obj) {
 
 json normalize(const Endpoint& endpoint, json input, Report& report) {
   if (!input.is_object()) return input;
-  drop_nulls(input);
+  auto& fields = input.get_ref<json::object_t&>();
+  std::erase_if(fields, [](const auto& kv) { return kv.second.is_null(); });
 
-  if (auto dropped = endpoint.spec.find("dropped"); dropped != endpoint.spec.end()) {
-    for (auto& [field, why] : dropped->items()) {
-      if (input.contains(field)) {
+  if (endpoint.dropped) {
+    for (auto& [field, why] : endpoint.dropped->items()) {
+      if (auto it = fields.find(field); it != fields.end()) {
         report.warn(field, "dropped: " + why.get<std::string>());
-        input.erase(field);
+        fields.erase(it);
       }
     }
   }
 
-  if (input.contains("duration")) duration_to_string(input["duration"], "duration", report);
+  auto duration = fields.find("duration");
+  if (duration != fields.end()) duration_to_string(duration->second, "duration", report);
 
-  bool has_shots = input.contains("multi_prompt") && input["multi_prompt"].is_array() && !input["multi_prompt"].empty();
+  auto shots_it = fields.find("multi_prompt");
+  bool has_shots = shots_it != fields.end() && shots_it->second.is_array() && !shots_it->second.empty();
   if (has_shots && endpoint.has("multi_prompt")) {
-    auto& shots = input["multi_prompt"];
+    auto& shots = shots_it->second;
     long total = 0;
     bool summable = true;
     for (std::size_t i = 0; i < shots.size(); ++i) {
       auto& shot = shots[i];
       if (!shot.is_object()) { summable = false; continue; }
       drop_nulls(shot);
-      std::string path = "multi_prompt[" + std::to_string(i) + "].duration";
-      if (!shot.contains("duration")) shot["duration"] = "5";
-      duration_to_string(shot["duration"], path, report);
-      if (shot["duration"].is_string()) {
-        try { total += std::stol(shot["duration"].get<std::string>()); } catch (...) { summable = false; }
+      auto d = shot.find("duration");
+      if (d == shot.end()) d = shot.emplace("duration", "5").first;
+      if (d->is_number()) duration_to_string(*d, "multi_prompt[" + std::to_string(i) + "].duration", report);
+      if (d->is_string()) {
+        try { total += std::stol(d->get_ref<const std::string&>()); } catch (...) { summable = false; }
       } else {
         summable = false;
       }
     }
-    if (!input.contains("duration") && summable) input["duration"] = std::to_string(total);
+    if (duration == fields.end() && summable) fields.emplace("duration", std::to_string(total));
   }
 
+  // Defaults: the input's keys and the endpoint's fields are both sorted, so one merged walk
+  // finds the missing ones and inserts each at its place.
+  auto at = fields.begin();
   for (auto& f : endpoint.fields) {
-    if (!f.default_value || !(f.fill || (f.fill_with_shots && has_shots)) || input.contains(f.name)) continue;
-    input[f.name] = *f.default_value;
+    if (!f.default_value || !(f.fill || (f.fill_with_shots && has_shots))) continue;
+    while (at != fields.end() && at->first < f.name) ++at;
+    if (at != fields.end() && at->first == f.name) continue;
+    at = fields.emplace_hint(at, f.name, *f.default_value);
   }
   return input;
 }

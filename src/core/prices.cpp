@@ -68,20 +68,24 @@ const json* PriceTable::current(const std::string& id) const {
 Estimate PriceTable::estimate(const Endpoint& ep, const json& in) const {
   // A plan of 100,000 shots asks the same few questions again and again: the answer depends
   // only on the endpoint, the seconds and the audio mode, so it is computed once per triple.
-  bool audio = in.value("generate_audio", false);
-  bool voice = in.contains("voice_ids") && in["voice_ids"].is_array() && !in["voice_ids"].empty();
-  if (in.contains("elements") && in["elements"].is_array())
-    for (auto& el : in["elements"]) voice = voice || (el.is_object() && el.contains("voice_id"));
+  auto a = in.find("generate_audio");
+  bool audio = a != in.end() && a->is_boolean() && a->get<bool>();
+  bool voice = false;
+  if (auto v = in.find("voice_ids"); v != in.end()) voice = v->is_array() && !v->empty();
+  if (auto els = in.find("elements"); els != in.end() && els->is_array())
+    for (auto& el : *els) voice = voice || (el.is_object() && el.contains("voice_id"));
   auto d = in.find("duration");
-  std::string seconds = (d != in.end() && d->is_string()) ? d->get<std::string>() : "5";
-  std::string memo_key = ep.id + "|" + seconds + "|" + (audio ? "1" : "0") + (voice ? "1" : "0");
+  static const std::string five = "5";
+  const std::string& seconds = (d != in.end() && d->is_string()) ? d->get_ref<const std::string&>() : five;
+  const Endpoint* endpoint = &ep;
   {
     std::lock_guard lock(memo_mu_);
-    if (auto it = memo_.find(memo_key); it != memo_.end()) return it->second;
+    auto it = memo_.find(std::tie(endpoint, seconds, audio, voice));
+    if (it != memo_.end() && it->second.endpoint_id == ep.id) return it->second.estimate;
   }
   Estimate e = compute(ep, in);
   std::lock_guard lock(memo_mu_);
-  memo_.emplace(std::move(memo_key), e);
+  memo_.insert_or_assign(MemoKey{endpoint, seconds, audio, voice}, Memo{ep.id, e});
   return e;
 }
 
@@ -89,8 +93,10 @@ Estimate PriceTable::compute(const Endpoint& ep, const json& in) const {
   const json* row = current(ep.id);
   if (!row) throw std::runtime_error("no current price for " + ep.id + " in the price table");
   Estimate e;
-  e.source = row->value("source", "");
-  e.note = row->value("note", "");
+  auto text = std::make_shared<EstimateText>();
+  text->source = row->value("source", "");
+  text->note = row->value("note", "");
+  e.text = text;
   e.seconds = std::stoi(in.value("duration", std::string("5")));
 
   auto number = [&](const std::string& key) -> const json* {
@@ -104,7 +110,7 @@ Estimate PriceTable::compute(const Endpoint& ep, const json& in) const {
     e.audio = "off";
     e.rate = extra;
     e.usd = round_usd(first + extra * std::max(0, e.seconds - 5));
-    e.formula = format_usd(first) + " for the first 5 s + " + std::to_string(std::max(0, e.seconds - 5)) + " s × " + format_usd(extra) + "/s";
+    text->formula = format_usd(first) + " for the first 5 s + " + std::to_string(std::max(0, e.seconds - 5)) + " s × " + format_usd(extra) + "/s";
     return e;
   }
   // C2: voice if a voice is bound and audio is on; else on/off by generate_audio (defaults filled).
@@ -117,7 +123,7 @@ Estimate PriceTable::compute(const Endpoint& ep, const json& in) const {
   if (!rate) throw std::runtime_error("no \"" + e.audio + "\" audio price for " + ep.id + " in the price table");
   e.rate = *rate;
   e.usd = round_usd(e.rate * e.seconds);  // C1
-  e.formula = std::to_string(e.seconds) + " s × " + format_usd(e.rate) + "/s (audio " + e.audio + ")";
+  text->formula = std::to_string(e.seconds) + " s × " + format_usd(e.rate) + "/s (audio " + e.audio + ")";
   return e;
 }
 

@@ -1,7 +1,10 @@
 // The price table (data/prices.json, compiled in; `--prices FILE` replaces it) and estimate():
 // rules C1–C3 of kling-api.md §8. Billing is per second of requested video, by audio mode.
 #pragma once
+#include <map>
+#include <memory>
 #include <mutex>
+#include <tuple>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -10,14 +13,26 @@
 
 namespace kr {
 
+// The words of an estimate, shared by every job priced the same way (a plan holds 100,000).
+struct EstimateText {
+  std::string formula;      // "5 s × $0.168/s (audio on)"
+  std::string source;       // where the price comes from
+  std::string note;         // e.g. an UNCONFIRMED remark
+};
+
 struct Estimate {
   double usd = 0;
   double rate = 0;          // USD per second for this audio mode (v2.5-turbo: the per-extra-second rate)
   int seconds = 0;
   std::string audio;        // "off", "on" or "voice"
-  std::string formula;      // "5 s × $0.168/s (audio on)"
-  std::string source;       // where the price comes from
-  std::string note;         // e.g. an UNCONFIRMED remark
+  std::shared_ptr<const EstimateText> text;
+
+  const std::string& formula() const { return text ? text->formula : empty(); }
+  const std::string& source() const { return text ? text->source : empty(); }
+  const std::string& note() const { return text ? text->note : empty(); }
+
+ private:
+  static const std::string& empty() { static const std::string e; return e; }
 };
 
 class PriceTable {
@@ -38,7 +53,15 @@ class PriceTable {
 
   json doc_;
   mutable std::mutex memo_mu_;
-  mutable std::unordered_map<std::string, Estimate> memo_;
+  // The price depends only on the endpoint, the seconds and the audio mode.
+  // Keyed by the endpoint's address (cheap to compare); the id kept beside the answer guards
+  // against another catalog's endpoint later living at the same address.
+  using MemoKey = std::tuple<const Endpoint*, std::string, bool, bool>;  // endpoint, seconds, audio, voice
+  struct Memo {
+    std::string endpoint_id;
+    Estimate estimate;
+  };
+  mutable std::map<MemoKey, Memo, std::less<>> memo_;
 };
 
 // Rounds to a tenth of a cent's hundredth (1e-6) so sums of float rates print cleanly.

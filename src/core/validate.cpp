@@ -12,6 +12,34 @@ namespace {
 
 std::string idx(const std::string& base, std::size_t i) { return base + "[" + std::to_string(i) + "]"; }
 
+// One lookup per field: `contains` then `[]` would search the object twice.
+const json* get(const json& in, std::string_view key) {
+  auto it = in.find(key);
+  return it == in.end() ? nullptr : &*it;
+}
+
+// The top-level fields the cross-field rules read, found in the one pass over the input that
+// rule 1 makes anyway (a plan validates 100,000 of these; searching the object again for
+// each rule cost more than the rules).
+struct Top {
+  const json& in;
+  const json *prompt = nullptr, *multi_prompt = nullptr, *duration = nullptr, *generate_audio = nullptr,
+             *elements = nullptr, *image_urls = nullptr, *voice_ids = nullptr, *start_image_url = nullptr,
+             *end_image_url = nullptr;
+  const json* start = nullptr;  // the endpoint's first-frame field (start_image_url or image_url)
+
+  void see(const std::string& name, const json& v, const Endpoint& ep) {
+    static const std::pair<std::string_view, const json* Top::*> slots[] = {
+        {"prompt", &Top::prompt},         {"multi_prompt", &Top::multi_prompt}, {"duration", &Top::duration},
+        {"generate_audio", &Top::generate_audio}, {"elements", &Top::elements}, {"image_urls", &Top::image_urls},
+        {"voice_ids", &Top::voice_ids},   {"start_image_url", &Top::start_image_url}, {"end_image_url", &Top::end_image_url}};
+    for (auto& [n, slot] : slots)
+      if (n.size() == name.size() && n == name) { this->*slot = &v; break; }
+    if (name == ep.start_image) start = &v;
+  }
+  static std::size_t size_of(const json* v) { return v && v->is_array() ? v->size() : 0; }
+};
+
 std::string type_name(const json& v) {
   if (v.is_string()) return "a string";
   if (v.is_boolean()) return "a boolean";
@@ -23,30 +51,33 @@ std::string type_name(const json& v) {
 
 std::string show(const json& v) { return v.is_string() ? quote(v.get<std::string>()) : v.dump(); }
 
-std::string enum_list(const json& e) {
+std::string enum_list(const std::vector<std::string>& e) {
   std::string out;
-  for (auto& v : e) out += (out.empty() ? "" : ", ") + show(v);
+  for (auto& v : e) out += (out.empty() ? "" : ", ") + quote(v);
   return out;
 }
 
-// Rule 2 (and the per-shot half of rule 6): fal's duration is a string from an enum.
-void check_duration(const json& v, const json& values, const std::string& path, Report& r, bool per_shot) {
+// Rule 2 (and the per-shot half of rule 6): fal's duration is a string from an enum. `path`
+// builds the field's path; it runs only when there is something to report.
+template <class Path>
+bool check_duration(const json& v, const std::vector<std::string>& values, Path&& path, Report& r, bool per_shot) {
   if (!v.is_string()) {
-    r.error(path, show(v) + " must be a whole number of seconds written as a string (fal's DurationEnum)");
-    return;
+    r.error(path(), show(v) + " must be a whole number of seconds written as a string (fal's DurationEnum)");
+    return false;
   }
-  std::string s = v;
-  for (auto& e : values) if (e == s) return;
+  const std::string& s = v.get_ref<const std::string&>();
+  for (auto& e : values) if (e == s) return true;
   long n = 0;
   bool numeric = !s.empty() && s.find_first_not_of("0123456789") == std::string::npos && s.size() < 6;
   if (numeric) n = std::stol(s);
-  long lo = std::stol(values.front().get<std::string>()), hi = std::stol(values.back().get<std::string>());
+  long lo = std::stol(values.front()), hi = std::stol(values.back());
   if (numeric && values.size() > 2 && n < lo)
-    r.error(path, show(v) + " is below the " + std::to_string(lo) + " s minimum" + (per_shot ? " per shot" : ""));
+    r.error(path(), show(v) + " is below the " + std::to_string(lo) + " s minimum" + (per_shot ? " per shot" : ""));
   else if (numeric && values.size() > 2 && n > hi)
-    r.error(path, show(v) + " is above the " + std::to_string(hi) + " s maximum" + (per_shot ? " per shot" : ""));
+    r.error(path(), show(v) + " is above the " + std::to_string(hi) + " s maximum" + (per_shot ? " per shot" : ""));
   else
-    r.error(path, show(v) + " is not one of " + enum_list(values));
+    r.error(path(), show(v) + " is not one of " + enum_list(values));
+  return false;
 }
 
 // Field-level checks from the catalog entry (types, enums, ranges, lengths).
@@ -58,11 +89,10 @@ void check_field(const std::string& name, const json& v, const FieldSpec& spec, 
       const std::string& s = v.get_ref<const std::string&>();
       if (!spec.enums.empty()) {
         if (std::find(spec.enums.begin(), spec.enums.end(), s) == spec.enums.end()) {
-          const json& raw = *spec.raw;
-          std::string hint = raw.contains("value_hints") ? raw["value_hints"].value(s, "") : "";
-          r.error(name, show(v) + " is not one of " + enum_list(raw["enum"]) + (hint.empty() ? "" : " — " + hint));
-        } else if (spec.raw->contains("warn_values") && (*spec.raw)["warn_values"].contains(s)) {
-          r.warn(name, (*spec.raw)["warn_values"][s].get<std::string>());
+          std::string hint = spec.value_hints ? spec.value_hints->value(s, "") : "";
+          r.error(name, show(v) + " is not one of " + enum_list(spec.enums) + (hint.empty() ? "" : " — " + hint));
+        } else if (spec.warn_values) {
+          if (const json* w = get(*spec.warn_values, s)) r.warn(name, w->get<std::string>());
         }
       }
       if (spec.max_length && utf8_length(s) > spec.max_length)
@@ -80,7 +110,7 @@ void check_field(const std::string& name, const json& v, const FieldSpec& spec, 
       if (!v.is_boolean()) r.error(name, "must be true or false, got " + type_name(v) + " " + show(v));
       return;
     case T::duration:
-      check_duration(v, (*spec.raw)["enum"], name, r, false);
+      check_duration(v, spec.enums, [&] { return name; }, r, false);
       return;
     case T::url:
       if (!v.is_string() || v.get_ref<const std::string&>().empty()) r.error(name, "must be a non-empty URL or file path, got " + show(v));
@@ -103,24 +133,26 @@ void check_field(const std::string& name, const json& v, const FieldSpec& spec, 
 }
 
 bool nonempty_string(const json& in, const char* k) {
-  return in.contains(k) && in[k].is_string() && !in[k].get<std::string>().empty();
+  const json* v = get(in, k);
+  return v && v->is_string() && !v->get_ref<const std::string&>().empty();
 }
 
 // generate_audio as written: `absent` when missing; nullopt when not a boolean (check_field names that).
-std::optional<bool> audio_flag(const json& in, bool absent) {
-  if (!in.contains("generate_audio")) return absent;
-  if (!in["generate_audio"].is_boolean()) return std::nullopt;
-  return in["generate_audio"].get<bool>();
+std::optional<bool> audio_flag(const Top& in, bool absent) {
+  const json* v = in.generate_audio;
+  if (!v) return absent;
+  if (!v->is_boolean()) return std::nullopt;
+  return v->get<bool>();
 }
 
 // Rules 3/4: which of prompt and multi_prompt must be present.
-void check_prompt_presence(const Endpoint& ep, const json& in, Report& r) {
-  std::string rule = ep.str("prompt_rule");
-  bool has_prompt = in.contains("prompt");
-  bool has_shots = in.contains("multi_prompt");
-  if (has_prompt && in["prompt"].is_string() && in["prompt"].get<std::string>().empty())
+void check_prompt_presence(const Endpoint& ep, const Top& in, Report& r) {
+  const json* prompt = in.prompt;
+  const json* shots = in.multi_prompt;
+  bool has_prompt = prompt, has_shots = shots;
+  if (has_prompt && prompt->is_string() && prompt->get_ref<const std::string&>().empty())
     r.error("prompt", "is empty; write what the video should show");
-  if (rule == "required") {
+  if (ep.prompt_required) {
     if (!has_prompt) r.error("prompt", "is required on " + ep.short_id);
     return;
   }
@@ -128,87 +160,85 @@ void check_prompt_presence(const Endpoint& ep, const json& in, Report& r) {
     r.error("multi_prompt", "prompt and multi_prompt were both given; fal takes exactly one of them (fold the common text into the first shot)");
   } else if (!has_prompt && !has_shots) {
     r.error("prompt", "neither prompt nor multi_prompt was given; " + ep.short_id + " needs exactly one of them");
-  } else if (has_shots && in["multi_prompt"].is_array() && in["multi_prompt"].empty()) {
+  } else if (has_shots && shots->is_array() && shots->empty()) {
     r.error("multi_prompt", "is an empty list; give at least one shot, or use prompt");
   }
 }
 
 // Rules 6–9: the shots of a multi-shot video.
-void check_shots(const Endpoint& ep, const json& in, const Catalog& cat, Report& r) {
-  if (!in.contains("multi_prompt") || !in["multi_prompt"].is_array()) return;
-  const json& shots = in["multi_prompt"];
-  const json& durations = ep.field("duration")->at("enum");
-  int max_chars = cat.limits().value("shot_prompt_max", 512);
-  std::size_t max_shots = cat.limits().value("max_shots", 6);
+void check_shots(const Endpoint& ep, const Top& in, const Catalog& cat, Report& r) {
+  const json* list = in.multi_prompt;
+  if (!list || !list->is_array() || !ep.duration) return;
+  const json& shots = *list;
+  const std::size_t max_chars = static_cast<std::size_t>(cat.shot_prompt_max());
   long total = 0;
   bool summable = true;
   for (std::size_t i = 0; i < shots.size(); ++i) {
-    std::string base = idx("multi_prompt", i);
+    auto base = [&] { return idx("multi_prompt", i); };
     const json& s = shots[i];
-    if (!s.is_object()) { r.error(base, "must be a table {prompt=..., duration=...}, got " + type_name(s)); summable = false; continue; }
+    if (!s.is_object()) { r.error(base(), "must be a table {prompt=..., duration=...}, got " + type_name(s)); summable = false; continue; }
     for (auto& [k, _] : s.items())
-      if (k != "prompt" && k != "duration") r.error(base + "." + k, "is not a field of a shot (a shot has prompt and duration)");
-    if (!s.contains("prompt")) r.error(base + ".prompt", "is required: every shot needs its own prompt");
-    else if (!s["prompt"].is_string()) r.error(base + ".prompt", "must be a string, got " + type_name(s["prompt"]));
-    else if (s["prompt"].get<std::string>().empty()) r.error(base + ".prompt", "is empty");
-    else if (utf8_length(s["prompt"].get<std::string>()) > static_cast<std::size_t>(max_chars))
-      r.error(base + ".prompt", std::to_string(utf8_length(s["prompt"].get<std::string>())) + " characters is above the " +
-                                    std::to_string(max_chars) + "-character limit per shot");
-    if (s.contains("duration")) {
-      std::size_t before = r.errors.size();
-      check_duration(s["duration"], durations, base + ".duration", r, true);
-      if (r.errors.size() == before) total += std::stol(s["duration"].get<std::string>());
+      if (k != "prompt" && k != "duration") r.error(base() + "." + k, "is not a field of a shot (a shot has prompt and duration)");
+    const json* prompt = get(s, "prompt");
+    if (!prompt) r.error(base() + ".prompt", "is required: every shot needs its own prompt");
+    else if (!prompt->is_string()) r.error(base() + ".prompt", "must be a string, got " + type_name(*prompt));
+    else if (prompt->get_ref<const std::string&>().empty()) r.error(base() + ".prompt", "is empty");
+    else if (std::size_t n = utf8_length(prompt->get_ref<const std::string&>()); n > max_chars)
+      r.error(base() + ".prompt", std::to_string(n) + " characters is above the " + std::to_string(max_chars) + "-character limit per shot");
+    if (const json* d = get(s, "duration")) {
+      if (check_duration(*d, ep.duration->enums, [&] { return base() + ".duration"; }, r, true)) total += std::stol(d->get_ref<const std::string&>());
       else summable = false;
     } else {
       total += 5;  // fal's per-shot default
     }
   }
   // Rule 9: UNCONFIRMED for fal (6 is Kling's product number); kept as its own check.
-  if (shots.size() > max_shots)
-    r.error("multi_prompt", std::to_string(shots.size()) + " shots is above the maximum of " + std::to_string(max_shots));
+  if (shots.size() > cat.max_shots())
+    r.error("multi_prompt", std::to_string(shots.size()) + " shots is above the maximum of " + std::to_string(cat.max_shots()));
   // Rule 8 (inferred from a third-party 422 report): shot durations must add up to duration.
-  if (summable && !shots.empty() && in.contains("duration") && in["duration"].is_string() && !r.has_error_at("duration")) {
+  const json* duration = in.duration;
+  if (summable && !shots.empty() && duration && duration->is_string() && !r.has_error_at("duration")) {
     long want = 0;
-    try { want = std::stol(in["duration"].get<std::string>()); } catch (...) { return; }
+    try { want = std::stol(duration->get_ref<const std::string&>()); } catch (...) { return; }
     if (want != total)
       r.error("multi_prompt", "shot durations add up to " + std::to_string(total) + " s but duration is \"" +
-                                  in["duration"].get<std::string>() + "\"; they must be equal (omit duration to use the sum)");
+                                  duration->get_ref<const std::string&>() + "\"; they must be equal (omit duration to use the sum)");
   }
 }
 
 // Rules 15–16: start and end frames.
-void check_frames(const Endpoint& ep, const json& in, Report& r) {
-  std::string start = ep.str("start_image");
-  if (!start.empty() && !in.contains(start)) {
+void check_frames(const Endpoint& ep, const Top& in, Report& r) {
+  const std::string& start = ep.start_image;
+  if (!start.empty() && !in.start) {
     std::string hint;
-    if (start == "start_image_url" && in.contains("image_url")) hint = " (this endpoint calls it start_image_url, not image_url)";
-    if (start == "image_url" && in.contains("start_image_url")) hint = " (this endpoint calls it image_url, not start_image_url)";
+    if (start == "start_image_url" && in.in.contains("image_url")) hint = " (this endpoint calls it start_image_url, not image_url)";
+    if (start == "image_url" && in.start_image_url) hint = " (this endpoint calls it image_url, not start_image_url)";
     r.error(start, "is required on " + ep.short_id + ": the first frame of the video" + hint);
   }
   // Upstream (K-OMNI) rule, inferred for fal: on O3 R2V an end frame needs a start frame.
-  if (ep.spec.value("end_needs_start", false) && in.contains("end_image_url") && !in.contains("start_image_url"))
+  if (ep.end_needs_start && in.end_image_url && !in.start_image_url)
     r.error("end_image_url", "an end frame needs a start frame on " + ep.short_id + " (set start_image_url too)");
   // Kling's own limits for reference-to-video (K-OMNI), UNCONFIRMED on fal: warnings only.
-  if (ep.spec.value("end_needs_start", false)) {
-    std::size_t images = in.contains("image_urls") && in["image_urls"].is_array() ? in["image_urls"].size() : 0;
-    std::size_t subjects = images + (in.contains("elements") && in["elements"].is_array() ? in["elements"].size() : 0);
-    bool frames = in.contains("start_image_url") || in.contains("end_image_url");
+  if (ep.end_needs_start) {
+    std::size_t images = Top::size_of(in.image_urls);
+    std::size_t subjects = images + Top::size_of(in.elements);
+    bool frames = in.start_image_url || in.end_image_url;
     if (frames && subjects > 3)
       r.warn("elements", std::to_string(subjects) + " elements + image_urls with a first/last frame: Kling allows at most 3 subjects then (UNCONFIRMED on fal)");
-    if (in.contains("end_image_url") && images > 2)
+    if (in.end_image_url && images > 2)
       r.warn("end_image_url", "Kling does not support an end frame with more than 2 reference images (UNCONFIRMED on fal)");
   }
 }
 
 // Rules 17–20, 23 (element half): the elements array.
-void check_elements(const Endpoint& ep, const json& in, Report& r) {
+void check_elements(const Endpoint& ep, const Top& in, Report& r) {
   // No "elements" entry in the catalog: rule 1 already refused the field.
-  if (!ep.spec.contains("elements")) return;
+  if (!ep.element_rules) return;
   // Without elements there are still image_urls to count (rule 20, O3 R2V).
   static const json no_elements = json::array();
-  const json& els = in.contains("elements") && in["elements"].is_array() ? in["elements"] : no_elements;
-  const json& rules = ep.spec["elements"];
-  std::string voice_field = rules.contains("voice") ? rules["voice"].value("field", "") : "";
+  const json& els = in.elements && in.elements->is_array() ? *in.elements : no_elements;
+  const json& rules = *ep.element_rules;
+  const std::string& voice_field = ep.voice_field;
   std::optional<bool> audio = audio_flag(in, false);
   int videos = 0, voices = 0;
   for (std::size_t i = 0; i < els.size(); ++i) {
@@ -256,10 +286,10 @@ void check_elements(const Endpoint& ep, const json& in, Report& r) {
   // Rule 20: counts. V3 I2V ≤ 4 is UNCONFIRMED (one third-party 422); suggested policy applied.
   if (rules.contains("max") && els.size() > rules["max"].get<std::size_t>())
     r.error("elements", std::to_string(els.size()) + " elements is above the maximum of " + rules["max"].dump() + " (UNCONFIRMED limit reported for " + ep.short_id + ")");
-  if (rules.contains("warn_at_with_end_image") && els.size() == rules["warn_at_with_end_image"].get<std::size_t>() && in.contains("end_image_url"))
+  if (rules.contains("warn_at_with_end_image") && els.size() == rules["warn_at_with_end_image"].get<std::size_t>() && in.end_image_url)
     r.warn("elements", std::to_string(els.size()) + " elements with an end frame: Kling allows at most 3 subjects with first/last frames (UNCONFIRMED on fal)");
   if (rules.contains("max_with_video")) {
-    std::size_t images = in.contains("image_urls") && in["image_urls"].is_array() ? in["image_urls"].size() : 0;
+    std::size_t images = Top::size_of(in.image_urls);
     std::size_t n = els.size() + images;
     if (videos > 0 && n > rules["max_with_video"].get<std::size_t>())
       r.error("elements", std::to_string(els.size()) + " elements + " + std::to_string(images) + " image_urls = " + std::to_string(n) +
@@ -281,7 +311,12 @@ void for_each_reference(const std::string& text, Fn&& fn) {
     while (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end]))) ++end;
     return end > from && end - from < 9 ? std::stoul(text.substr(from, end - from)) : std::string::npos;
   };
-  for (std::size_t i = text.find_first_of("@<"); i != std::string::npos; i = text.find_first_of("@<", i + 1)) {
+  auto next = [&](std::size_t from) {  // find_first_of calls memchr once per character
+    for (std::size_t k = from; k < text.size(); ++k)
+      if (text[k] == '@' || text[k] == '<') return k;
+    return std::string::npos;
+  };
+  for (std::size_t i = next(0); i != std::string::npos; i = next(i + 1)) {
     std::size_t end = 0, n = 0;
     if (text.compare(i, 8, "@Element") == 0) {
       if ((n = digits(i + 8, end)) != std::string::npos) fn(RefKind::element, n, std::string_view(text).substr(i, end - i));
@@ -295,46 +330,48 @@ void for_each_reference(const std::string& text, Fn&& fn) {
 }
 
 // Rules 22–23: references written inside prompts.
-void check_references(const Endpoint& ep, const json& in, Report& r) {
-  std::vector<std::pair<std::string, std::string>> texts;  // path, text
-  if (in.contains("prompt") && in["prompt"].is_string()) texts.push_back({"prompt", in["prompt"]});
-  if (in.contains("multi_prompt") && in["multi_prompt"].is_array())
-    for (std::size_t i = 0; i < in["multi_prompt"].size(); ++i) {
-      auto& s = in["multi_prompt"][i];
-      if (s.is_object() && s.contains("prompt") && s["prompt"].is_string()) texts.push_back({idx("multi_prompt", i) + ".prompt", s["prompt"]});
-    }
-  std::size_t n_el = in.contains("elements") && in["elements"].is_array() ? in["elements"].size() : 0;
-  std::size_t n_img = in.contains("image_urls") && in["image_urls"].is_array() ? in["image_urls"].size() : 0;
-  std::size_t n_voice = in.contains("voice_ids") && in["voice_ids"].is_array() ? in["voice_ids"].size() : 0;
-  std::set<std::size_t> used_elements;
-  for (auto& [path, text] : texts) {
+void check_references(const Endpoint& ep, const Top& in, Report& r) {
+  std::size_t n_el = Top::size_of(in.elements);
+  std::size_t n_img = Top::size_of(in.image_urls);
+  std::size_t n_voice = Top::size_of(in.voice_ids);
+  std::vector<bool> used_elements(n_el + 1, false);
+  auto scan = [&](const std::string& text, auto&& path) {
+    if (std::none_of(text.begin(), text.end(), [](char c) { return c == '@' || c == '<'; })) return;  // the usual prompt
     for_each_reference(text, [&](RefKind kind, std::size_t n, std::string_view what_sv) {
       std::string what(what_sv);
       if (kind == RefKind::voice) {
-        if (!ep.has("voice_ids")) r.error(path, what + " is used but " + ep.short_id + " takes no voice_ids");
-        else if (n < 1 || n > n_voice) r.error(path, what + " refers to voice " + std::to_string(n) + " but voice_ids has " + std::to_string(n_voice));
+        if (!ep.has("voice_ids")) r.error(path(), what + " is used but " + ep.short_id + " takes no voice_ids");
+        else if (n < 1 || n > n_voice) r.error(path(), what + " refers to voice " + std::to_string(n) + " but voice_ids has " + std::to_string(n_voice));
         return;
       }
       bool element = kind == RefKind::element;
       if (element && !ep.has("elements")) {
-        r.error(path, what + " is used but " + ep.short_id + " takes no elements (elements exist on V3 image-to-video and O3 reference-to-video)");
+        r.error(path(), what + " is used but " + ep.short_id + " takes no elements (elements exist on V3 image-to-video and O3 reference-to-video)");
       } else if (!element && !ep.has("image_urls")) {
-        r.error(path, what + " is used but " + ep.short_id + " takes no image_urls (only O3 reference-to-video does)");
+        r.error(path(), what + " is used but " + ep.short_id + " takes no image_urls (only O3 reference-to-video does)");
       } else if (n < 1 || n > (element ? n_el : n_img)) {
-        r.error(path, what + " refers to " + (element ? "element " : "image ") + std::to_string(n) + " but the request has " +
-                          std::to_string(element ? n_el : n_img) + (element ? " elements" : " image_urls"));
+        r.error(path(), what + " refers to " + (element ? "element " : "image ") + std::to_string(n) + " but the request has " +
+                            std::to_string(element ? n_el : n_img) + (element ? " elements" : " image_urls"));
       } else if (element) {
-        used_elements.insert(n);
+        used_elements[n] = true;
       }
     });
-  }
+  };
+  if (const json* p = in.prompt; p && p->is_string()) scan(p->get_ref<const std::string&>(), [] { return std::string("prompt"); });
+  if (const json* shots = in.multi_prompt; shots && shots->is_array())
+    for (std::size_t i = 0; i < shots->size(); ++i) {
+      auto& s = (*shots)[i];
+      if (!s.is_object()) continue;
+      if (const json* p = get(s, "prompt"); p && p->is_string())
+        scan(p->get_ref<const std::string&>(), [&] { return idx("multi_prompt", i) + ".prompt"; });
+    }
   for (std::size_t i = 1; i <= n_el; ++i)
-    if (!used_elements.count(i)) r.warn(idx("elements", i - 1), "element " + std::to_string(i) + " is never referenced as @Element" + std::to_string(i) + " in a prompt");
+    if (!used_elements[i]) r.warn(idx("elements", i - 1), "element " + std::to_string(i) + " is never referenced as @Element" + std::to_string(i) + " in a prompt");
 }
 
 // Rule 23 (top-level voices, v2.6 I2V).
-void check_voice_ids(const json& in, Report& r) {
-  if (!in.contains("voice_ids") || !in["voice_ids"].is_array() || in["voice_ids"].empty()) return;
+void check_voice_ids(const Top& in, Report& r) {
+  if (Top::size_of(in.voice_ids) == 0) return;
   if (audio_flag(in, true) == false) r.error("voice_ids", "voices need generate_audio = true");
 }
 
@@ -346,9 +383,14 @@ Report validate(const Endpoint& ep, const json& in, const Catalog& cat) {
     r.error("", "the input must be a table of fal fields, got " + type_name(in));
     return r;
   }
-  // Rule 1: unknown fields are errors, with a hint for the usual mix-ups.
-  for (auto& [name, value] : in.items()) {
-    const FieldSpec* spec = ep.field_spec(name);
+  // Rule 1: unknown fields are errors, with a hint for the usual mix-ups. The input's keys and
+  // the endpoint's fields are both sorted: one merged walk finds each field's spec.
+  Top top{in};
+  auto field = ep.fields.begin();
+  for (auto& [name, value] : in.get_ref<const json::object_t&>()) {
+    top.see(name, value, ep);
+    while (field != ep.fields.end() && field->name < name) ++field;
+    const FieldSpec* spec = field != ep.fields.end() && field->name == name ? &*field : nullptr;
     if (!spec) {
       std::string hint = cat.hint(name);
       if (name == "image_url" && ep.has("start_image_url")) hint = "this endpoint calls its first frame start_image_url";
@@ -360,12 +402,12 @@ Report validate(const Endpoint& ep, const json& in, const Catalog& cat) {
     }
     check_field(name, value, *spec, r);
   }
-  check_prompt_presence(ep, in, r);
-  check_shots(ep, in, cat, r);
-  check_frames(ep, in, r);
-  check_elements(ep, in, r);
-  check_references(ep, in, r);
-  check_voice_ids(in, r);
+  check_prompt_presence(ep, top, r);
+  check_shots(ep, top, cat, r);
+  check_frames(ep, top, r);
+  check_elements(ep, top, r);
+  check_references(ep, top, r);
+  check_voice_ids(top, r);
   check_media(ep, in, cat, r);
   return r;
 }

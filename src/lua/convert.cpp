@@ -4,13 +4,25 @@
 #include <lua.hpp>
 
 namespace kr::lua {
+
+std::string JsonPath::str() const {
+  std::string head = parent ? parent->str() : std::string();
+  if (!key.empty()) return head.empty() ? std::string(key) : head + "." + std::string(key);
+  return head + "[" + std::to_string(index) + "]";
+}
+
 namespace {
 
-std::string child(const std::string& path, const std::string& key) { return path.empty() ? key : path + "." + key; }
+std::string where(const JsonPath* path, const char* fallback) { return path ? path->str() : std::string(fallback); }
 
 }  // namespace
 
-nlohmann::json to_json(lua_State* L, int index, const std::string& path) {
+nlohmann::json to_json(lua_State* L, int index, std::string_view root) {
+  JsonPath top{nullptr, root, 0};
+  return to_json(L, index, root.empty() ? nullptr : &top);
+}
+
+nlohmann::json to_json(lua_State* L, int index, const JsonPath* path) {
   index = index < 0 ? lua_gettop(L) + index + 1 : index;
   switch (lua_type(L, index)) {
     case LUA_TNIL: return nullptr;
@@ -27,46 +39,54 @@ nlohmann::json to_json(lua_State* L, int index, const std::string& path) {
     }
     case LUA_TTABLE: break;
     default:
-      throw ConvertError((path.empty() ? std::string("value") : path) + ": a " + lua_typename(L, lua_type(L, index)) +
-                         " cannot be sent to fal");
+      throw ConvertError(where(path, "value") + ": a " + lua_typename(L, lua_type(L, index)) + " cannot be sent to fal");
   }
-  // Count keys to tell a list from an object.
-  size_t count = 0;
-  bool all_positive_ints = true;
-  double max_index = 0;
+  // A list has 1..n; lua_objlen finds n cheaply, and one key past it or a non-integer key
+  // shows the table is not (only) a list.
+  size_t n = lua_objlen(L, index);
   lua_pushnil(L);
-  while (lua_next(L, index)) {
-    ++count;
-    if (lua_type(L, -2) == LUA_TNUMBER) {
-      double k = lua_tonumber(L, -2);
-      if (k < 1 || std::floor(k) != k) all_positive_ints = false;
-      else max_index = std::max(max_index, k);
-    } else {
-      all_positive_ints = false;
+  if (!lua_next(L, index)) return nlohmann::json::array();  // empty
+  bool string_key = lua_type(L, -2) == LUA_TSTRING;
+  lua_pop(L, 2);
+  if (!string_key) {
+    // Every key must be 1..n: count them, and refuse holes and named fields.
+    size_t count = 0;
+    bool named = false, holes = false;
+    lua_pushnil(L);
+    while (lua_next(L, index)) {
+      ++count;
+      if (lua_type(L, -2) != LUA_TNUMBER) named = true;
+      else {
+        double k = lua_tonumber(L, -2);
+        if (k < 1 || std::floor(k) != k) named = true;
+        else if (k > static_cast<double>(n)) holes = true;
+      }
+      lua_pop(L, 1);
     }
-    lua_pop(L, 1);
-  }
-  if (count == 0) return nlohmann::json::array();
-  if (all_positive_ints) {
-    if (max_index != static_cast<double>(count))
-      throw ConvertError((path.empty() ? std::string("list") : path) + ": a list with holes (nil in the middle) cannot be sent");
+    if (named) throw ConvertError(where(path, "table") + ": mixes list entries and named fields");
+    if (holes || count != n) throw ConvertError(where(path, "list") + ": a list with holes (nil in the middle) cannot be sent");
     nlohmann::json arr = nlohmann::json::array();
-    for (size_t i = 1; i <= count; ++i) {
+    arr.get_ref<nlohmann::json::array_t&>().reserve(n);
+    for (size_t i = 1; i <= n; ++i) {
       lua_rawgeti(L, index, static_cast<int>(i));
-      arr.push_back(to_json(L, -1, path + "[" + std::to_string(i - 1) + "]"));
+      JsonPath here{path, {}, i - 1};
+      arr.push_back(to_json(L, -1, &here));
       lua_pop(L, 1);
     }
     return arr;
   }
   nlohmann::json obj = nlohmann::json::object();
+  auto& fields = obj.get_ref<nlohmann::json::object_t&>();
   lua_pushnil(L);
   while (lua_next(L, index)) {
     if (lua_type(L, -2) != LUA_TSTRING) {
       lua_pop(L, 2);
-      throw ConvertError((path.empty() ? std::string("table") : path) + ": mixes list entries and named fields");
+      throw ConvertError(where(path, "table") + ": mixes list entries and named fields");
     }
-    std::string key = lua_tostring(L, -2);
-    obj[key] = to_json(L, -1, child(path, key));
+    size_t len = 0;
+    const char* k = lua_tolstring(L, -2, &len);
+    JsonPath here{path, std::string_view(k, len), 0};
+    fields.emplace_hint(fields.end(), std::string(k, len), to_json(L, -1, &here));
     lua_pop(L, 1);
   }
   return obj;

@@ -1,5 +1,8 @@
 // The `kling` module: thin wrappers that turn Lua tables into Requests and jobs into result
 // tables. Blocking functions live in kling_prelude.lua over the C primitives here.
+#include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <lua.hpp>
 
 #include "core/prices.h"
@@ -19,7 +22,12 @@ std::string script_position(lua_State* L) {
   lua_Debug ar;
   for (int level = 1; lua_getstack(L, level, &ar); ++level) {
     lua_getinfo(L, "Sl", &ar);
-    if (ar.currentline > 0 && std::string(ar.source) != "=kling") return std::string(ar.short_src) + ":" + std::to_string(ar.currentline);
+    if (ar.currentline > 0 && std::strcmp(ar.source, "=kling") != 0) {
+      std::string pos = ar.short_src;
+      pos += ':';
+      pos += std::to_string(ar.currentline);
+      return pos;
+    }
   }
   return "";
 }
@@ -65,38 +73,51 @@ std::string lines_at(const std::string& pos, const std::vector<Issue>& issues) {
   return out;
 }
 
-// A spec is the fal input plus klingrun's own fields (endpoint, name, take).
+// A spec is the fal input plus klingrun's own fields (endpoint, name, take, timeout), read in
+// one pass over the table: the klingrun fields are taken out, the rest converted as they are.
 Request to_request(lua_State* L, int index) {
   if (!lua_istable(L, index)) throw LuaRaise{at(script_position(L), std::string("expected a table of fields, got ") + luaL_typename(L, index)), exit_script};
+  index = index < 0 ? lua_gettop(L) + index + 1 : index;
   Request req;
   req.origin = script_position(L);
-  json spec = to_json(L, index);
-  if (!spec.is_object()) {
-    if (spec.is_array() && spec.empty()) spec = json::object();
-    else throw LuaRaise{at(req.origin, "expected a table of named fields (prompt=..., duration=...)"), exit_script};
-  }
-  auto take_string = [&](const char* k) {
-    if (!spec.contains(k)) return std::string();
-    if (!spec[k].is_string()) throw LuaRaise{at(req.origin, std::string(k) + ": must be a string, got " + spec[k].dump()), exit_script};
-    std::string v = spec[k];
-    spec.erase(k);
-    return v;
+  auto bad = [&](const std::string& msg) { return LuaRaise{at(req.origin, msg), exit_script}; };
+  auto shown = [&](int i) -> std::string {
+    switch (lua_type(L, i)) {
+      case LUA_TSTRING: return json(lua_tostring(L, i)).dump();
+      case LUA_TNUMBER: return json(lua_tonumber(L, i)).dump();
+      case LUA_TBOOLEAN: return lua_toboolean(L, i) ? "true" : "false";
+      default: return std::string("a ") + luaL_typename(L, i);
+    }
   };
-  req.endpoint = take_string("endpoint");
-  req.name = take_string("name");
-  if (spec.contains("take")) {
-    if (!spec["take"].is_number_integer() || spec["take"].get<long long>() < 0)
-      throw LuaRaise{at(req.origin, "take: must be a whole number ≥ 0, got " + spec["take"].dump()), exit_script};
-    req.take = spec["take"].get<int>();
-    spec.erase("take");
+  auto& fields = req.input.get_ref<json::object_t&>();
+  lua_pushnil(L);
+  while (lua_next(L, index)) {
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      lua_pop(L, 2);
+      throw bad("expected a table of named fields (prompt=..., duration=...)");
+    }
+    size_t len = 0;
+    const char* k = lua_tolstring(L, -2, &len);
+    std::string_view key(k, len);
+    if (key == "endpoint" || key == "name") {
+      if (lua_type(L, -1) != LUA_TSTRING) throw bad(std::string(key) + ": must be a string, got " + shown(-1));
+      size_t n = 0;
+      const char* v = lua_tolstring(L, -1, &n);
+      (key == "endpoint" ? req.endpoint : req.name).assign(v, n);
+    } else if (key == "take") {
+      double d = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
+      if (d < 0 || std::floor(d) != d || d > 1e9) throw bad("take: must be a whole number ≥ 0, got " + shown(-1));
+      req.take = static_cast<int>(d);
+    } else if (key == "timeout") {
+      double d = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
+      if (!(d > 0)) throw bad("timeout: must be a positive number of seconds, got " + shown(-1));
+      req.timeout_s = d;
+    } else {
+      JsonPath here{nullptr, key, 0};
+      fields.emplace(std::string(key), to_json(L, -1, &here));
+    }
+    lua_pop(L, 1);
   }
-  if (spec.contains("timeout")) {
-    if (!spec["timeout"].is_number() || spec["timeout"].get<double>() <= 0)
-      throw LuaRaise{at(req.origin, "timeout: must be a positive number of seconds, got " + spec["timeout"].dump()), exit_script};
-    req.timeout_s = spec["timeout"].get<double>();
-    spec.erase("timeout");
-  }
-  req.input = std::move(spec);
   return req;
 }
 
@@ -127,8 +148,9 @@ void push_breakdown(lua_State* L, const Endpoint& ep, const Estimate& e) {
   set_number(L, "rate", e.rate);
   set_number(L, "seconds", e.seconds);
   set_string(L, "audio", e.audio);
-  set_string(L, "formula", e.formula);
-  set_string(L, "source", e.source);
+  set_string(L, "formula", e.formula());
+  set_string(L, "source", e.source());
+  if (!e.note().empty()) set_string(L, "note", e.note());
   set_number(L, "usd", e.usd);
 }
 
@@ -230,7 +252,7 @@ int c_element(lua_State* L) {
   LuaHost& h = host(L);
   std::string pos = script_position(L);
   if (!lua_istable(L, 1)) throw LuaRaise{at(pos, "kling.element: expected a table {name=..., frontal=..., references={...}} or {name=..., video=...}"), exit_script};
-  json t = to_json(L, 1, "element");
+  json t = to_json(L, 1, std::string_view("element"));
   Element e;
   e.origin = pos;
   auto str = [&](const char* k) -> std::string {

@@ -111,8 +111,8 @@ TEST_CASE("prices C1/C2: every current row, every audio mode, every duration = r
         CHECK(x.rate == Approx(rate));
         CHECK(x.usd == Approx(rate * secs).margin(1e-6));
         CHECK(x.usd == kr::round_usd(x.usd));
-        CHECK_THAT(x.formula, Catch::Contains(std::to_string(secs) + " s × " + kr::format_usd(rate) + "/s (audio " + mode + ")"));
-        CHECK(x.source == row->value("source", ""));
+        CHECK_THAT(x.formula(), Catch::Contains(std::to_string(secs) + " s × " + kr::format_usd(rate) + "/s (audio " + mode + ")"));
+        CHECK(x.source() == row->value("source", ""));
         ++checked;
       }
     }
@@ -128,7 +128,7 @@ TEST_CASE("prices: worked examples of §7.1", "[prices]") {
     CHECK(p.cost->usd == Approx(0.84));
     CHECK(kr::format_usd(p.cost->usd) == "$0.84");
     CHECK(p.cost->audio == "on");
-    CHECK(p.cost->formula == "5 s × $0.168/s (audio on)");
+    CHECK(p.cost->formula() == "5 s × $0.168/s (audio on)");
   }
   SECTION("V3 Pro 5 s with voice = $0.98") {
     auto p = krt::prep("v3/pro/i2v", {{"prompt", "@Element1 says hi"},
@@ -166,14 +166,14 @@ TEST_CASE("prices: worked examples of §7.1", "[prices]") {
       CHECK(p5.cost->usd == Approx(0.35));
       CHECK(p5.cost->audio == "off");
       CHECK(p5.cost->seconds == 5);
-      CHECK(p5.cost->formula == "$0.35 for the first 5 s + 0 s × $0.07/s");
+      CHECK(p5.cost->formula() == "$0.35 for the first 5 s + 0 s × $0.07/s");
       in["duration"] = "10";
       auto p10 = krt::prep(id, in);
       REQUIRE(p10.ok());
       CHECK(p10.cost->usd == Approx(0.70));
       CHECK(kr::format_usd(p10.cost->usd) == "$0.70");
       CHECK(p10.cost->rate == Approx(0.07));
-      CHECK(p10.cost->formula == "$0.35 for the first 5 s + 5 s × $0.07/s");
+      CHECK(p10.cost->formula() == "$0.35 for the first 5 s + 5 s × $0.07/s");
     }
   }
 }
@@ -204,7 +204,7 @@ TEST_CASE("prices C2: the audio default decides the mode", "[prices]") {
     REQUIRE(p.ok());
     CHECK(p.cost->audio == "voice");
     CHECK(p.cost->usd == Approx(1.68));
-    CHECK_THAT(p.cost->note, Catch::Contains("UNCONFIRMED"));
+    CHECK_THAT(p.cost->note(), Catch::Contains("UNCONFIRMED"));
   }
   SECTION("a voice with audio off is priced off (C2; validate refuses it anyway)") {
     auto x = table().estimate(krt::ep("v3/pro/i2v"),
@@ -240,7 +240,7 @@ TEST_CASE("prices: from_file replaces the table", "[prices]") {
   PriceTable t = PriceTable::from_file(path);
   auto x = t.estimate(krt::ep("v3/pro/t2v"), {{"duration", "7"}, {"generate_audio", true}});
   CHECK(x.usd == Approx(14.0));
-  CHECK(x.source == "test");
+  CHECK(x.source() == "test");
   // Rows absent from the file are gone: no fallback to the built-in table.
   CHECK(t.current(krt::ep("v3/pro/i2v").id) == nullptr);
   auto msg = thrown([&] { t.estimate(krt::ep("v3/pro/i2v"), {{"duration", "5"}, {"generate_audio", true}}); });
@@ -278,7 +278,7 @@ TEST_CASE("prices: only the row marked current counts, wherever it is", "[prices
     CHECK(x5.usd == Approx(0.5));
     auto x10 = t.estimate(krt::ep("v2.5-turbo/pro/i2v"), {{"duration", "10"}});
     CHECK(x10.usd == Approx(0.85));
-    CHECK(x10.formula == "$0.50 for the first 5 s + 5 s × $0.07/s");
+    CHECK(x10.formula() == "$0.50 for the first 5 s + 5 s × $0.07/s");
   }
 }
 
