@@ -14,6 +14,7 @@ packages=(
   nlohmann-json3-dev
   libcurl4-openssl-dev libssl-dev
   libsqlite3-dev
+  libmimalloc-dev
   catch2
   libcpp-httplib-dev
 )

@@ -1,10 +1,33 @@
 // klingrun: the command line. Parses arguments, picks a backend, runs the script's host loop
 // until nothing is left, and maps the outcome to an exit code.
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
+#include <string>
+#ifdef KLINGRUN_MIMALLOC
+#include <mimalloc.h>
+#endif
 
 #include "cli/args.h"
 #include "cli/commands.h"
+
+namespace {
+
+// Which allocator malloc() really is: mimalloc only counts when it interposed the C library's.
+std::string allocator_name() {
+#ifdef KLINGRUN_MIMALLOC
+  void* p = std::malloc(16);
+  bool ours = mi_is_in_heap_region(p);
+  std::free(p);
+  int v = mi_version();
+  std::string version = std::to_string(v / 100) + "." + std::to_string(v / 10 % 10) + "." + std::to_string(v % 10);
+  return ours ? "mimalloc " + version : "system malloc (mimalloc " + version + " linked but not in use)";
+#else
+  return "system malloc";
+#endif
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace kr::cli;
@@ -17,7 +40,10 @@ int main(int argc, char** argv) {
   }
   try {
     if (args.command == "help") { std::cout << help_text(); return 0; }
-    if (args.command == "version") { std::cout << "klingrun " << KLINGRUN_VERSION << "\n"; return 0; }
+    if (args.command == "version") {
+      std::cout << "klingrun " << KLINGRUN_VERSION << "\nallocator: " << allocator_name() << "\n";
+      return 0;
+    }
     if (args.command == "check") return cmd_check(args);
     if (args.command == "prices") return cmd_prices(args);
     if (args.command == "status" || args.command == "cancel" || args.command == "gc") return cmd_store(args);

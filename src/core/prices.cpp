@@ -68,15 +68,22 @@ const json* PriceTable::current(const std::string& id) const {
 Estimate PriceTable::estimate(const Endpoint& ep, const json& in) const {
   // A plan of 100,000 shots asks the same few questions again and again: the answer depends
   // only on the endpoint, the seconds and the audio mode, so it is computed once per triple.
-  auto a = in.find("generate_audio");
-  bool audio = a != in.end() && a->is_boolean() && a->get<bool>();
-  bool voice = false;
-  if (auto v = in.find("voice_ids"); v != in.end()) voice = v->is_array() && !v->empty();
-  if (auto els = in.find("elements"); els != in.end() && els->is_array())
+  using namespace std::string_view_literals;
+  if (!in.is_object()) return compute(ep, in);
+  const json *a = nullptr, *voices = nullptr, *els = nullptr, *d = nullptr;
+  for (auto& [k, v] : in.get_ref<const json::object_t&>()) {  // one pass: lengths differ, so few compares
+    std::string_view key = k;
+    if (key == "generate_audio"sv) a = &v;
+    else if (key == "voice_ids"sv) voices = &v;
+    else if (key == "elements"sv) els = &v;
+    else if (key == "duration"sv) d = &v;
+  }
+  bool audio = a && a->is_boolean() && a->get<bool>();
+  bool voice = voices && voices->is_array() && !voices->empty();
+  if (els && els->is_array())
     for (auto& el : *els) voice = voice || (el.is_object() && el.contains("voice_id"));
-  auto d = in.find("duration");
   static const std::string five = "5";
-  const std::string& seconds = (d != in.end() && d->is_string()) ? d->get_ref<const std::string&>() : five;
+  const std::string& seconds = (d && d->is_string()) ? d->get_ref<const std::string&>() : five;
   const Endpoint* endpoint = &ep;
   {
     std::lock_guard lock(memo_mu_);

@@ -208,7 +208,7 @@ int c_submit(lua_State* L) {
   try {
     Job& j = h.runner().submit(std::move(req));
     lua_pushinteger(L, static_cast<lua_Integer>(j.id));
-    lua_pushstring(L, j.name.c_str());
+    lua_pushlstring(L, j.name.data(), j.name.size());
     lua_pushnumber(L, j.cost.usd);
     return 3;
   } catch (const run::SubmitRefused& e) {

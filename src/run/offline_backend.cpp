@@ -12,8 +12,12 @@ void OfflineBackend::poll(int) {
   for (Job* job : batch) {
     job->offline = true;
     job->phase = Phase::done;
-    job->video_url = "offline://" + job->name;
-    job->video_path = out_prefix_ + job->name + ".mp4";  // where the file would land; nothing is written
+    job->video_url.clear();
+    job->video_url.reserve(10 + job->name.size());
+    job->video_url.append("offline://").append(job->name);
+    job->video_path.clear();
+    job->video_path.reserve(out_prefix_.size() + job->name.size() + 4);
+    job->video_path.append(out_prefix_).append(job->name).append(".mp4");  // where the file would land; nothing is written
     if (hooks_.finished) hooks_.finished(*job);
   }
 }

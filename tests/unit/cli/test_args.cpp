@@ -5,13 +5,17 @@
 
 using namespace clitest;
 
-TEST_CASE("version: --version prints klingrun X.Y.Z", "[args]") {
+TEST_CASE("version: --version prints klingrun X.Y.Z and the allocator in use", "[args]") {
   TempDir dir;
   for (auto flag : {"--version", "-V"}) {
     Result r = dir.run({flag});
-    INFO(flag);
+    INFO(flag << "\n" << r.out);
     CHECK(r.exit_code == 0);
-    CHECK(matches(r.out, "^klingrun [0-9]+\\.[0-9]+\\.[0-9]+\n$"));
+    CHECK(matches(r.out, "^klingrun [0-9]+\\.[0-9]+\\.[0-9]+\nallocator: [^\n]+\n$"));
+#ifdef KR_MIMALLOC
+    // Built with mimalloc: it must really have replaced malloc, not just be linked.
+    CHECK(matches(r.out, "\nallocator: mimalloc [0-9]+\\.[0-9]+\\.[0-9]+\n$"));
+#endif
     CHECK(r.err.empty());
   }
 }
