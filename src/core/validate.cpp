@@ -29,12 +29,22 @@ struct Top {
   const json* start = nullptr;  // the endpoint's first-frame field (start_image_url or image_url)
 
   void see(const std::string& name, const json& v, const Endpoint& ep) {
-    static const std::pair<std::string_view, const json* Top::*> slots[] = {
-        {"prompt", &Top::prompt},         {"multi_prompt", &Top::multi_prompt}, {"duration", &Top::duration},
-        {"generate_audio", &Top::generate_audio}, {"elements", &Top::elements}, {"image_urls", &Top::image_urls},
-        {"voice_ids", &Top::voice_ids},   {"start_image_url", &Top::start_image_url}, {"end_image_url", &Top::end_image_url}};
-    for (auto& [n, slot] : slots)
-      if (n.size() == name.size() && n == name) { this->*slot = &v; break; }
+    using namespace std::string_view_literals;
+    std::string_view n = name;
+    auto is = [&](std::string_view want, const json* Top::*slot) {
+      if (n == want) this->*slot = &v;
+    };
+    switch (n.size()) {  // the names differ in length, so one comparison each
+      case 6: is("prompt"sv, &Top::prompt); break;
+      case 8: is("duration"sv, &Top::duration); is("elements"sv, &Top::elements); break;
+      case 9: is("voice_ids"sv, &Top::voice_ids); break;
+      case 10: is("image_urls"sv, &Top::image_urls); break;
+      case 12: is("multi_prompt"sv, &Top::multi_prompt); break;
+      case 13: is("end_image_url"sv, &Top::end_image_url); break;
+      case 14: is("generate_audio"sv, &Top::generate_audio); break;
+      case 15: is("start_image_url"sv, &Top::start_image_url); break;
+      default: break;
+    }
     if (name == ep.start_image) start = &v;
   }
   static std::size_t size_of(const json* v) { return v && v->is_array() ? v->size() : 0; }
