@@ -82,17 +82,21 @@ Estimate PriceTable::estimate(const Endpoint& ep, const json& in) const {
   bool voice = voices && voices->is_array() && !voices->empty();
   if (els && els->is_array())
     for (auto& el : *els) voice = voice || (el.is_object() && el.contains("voice_id"));
-  static const std::string five = "5";
-  const std::string& seconds = (d && d->is_string()) ? d->get_ref<const std::string&>() : five;
-  const Endpoint* endpoint = &ep;
+  std::uint64_t seconds = 5;
+  if (d) {
+    const std::string* s = d->is_string() ? &d->get_ref<const std::string&>() : nullptr;
+    if (!s || s->empty() || s->size() > 4 || s->find_first_not_of("0123456789") != std::string::npos) return compute(ep, in);
+    seconds = std::stoul(*s);
+  }
+  std::uint64_t key = (reinterpret_cast<std::uintptr_t>(&ep) << 16) ^ (seconds << 2) ^ (audio ? 2u : 0u) ^ (voice ? 1u : 0u);
   {
     std::lock_guard lock(memo_mu_);
-    auto it = memo_.find(std::tie(endpoint, seconds, audio, voice));
+    auto it = memo_.find(key);
     if (it != memo_.end() && it->second.endpoint_id == ep.id) return it->second.estimate;
   }
   Estimate e = compute(ep, in);
   std::lock_guard lock(memo_mu_);
-  memo_.insert_or_assign(MemoKey{endpoint, seconds, audio, voice}, Memo{ep.id, e});
+  memo_.insert_or_assign(key, Memo{ep.id, e});
   return e;
 }
 

@@ -1,10 +1,9 @@
 // The price table (data/prices.json, compiled in; `--prices FILE` replaces it) and estimate():
 // rules C1–C3 of kling-api.md §8. Billing is per second of requested video, by audio mode.
 #pragma once
-#include <map>
+#include <cstdint>
 #include <memory>
 #include <mutex>
-#include <tuple>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -54,14 +53,14 @@ class PriceTable {
   json doc_;
   mutable std::mutex memo_mu_;
   // The price depends only on the endpoint, the seconds and the audio mode.
-  // Keyed by the endpoint's address (cheap to compare); the id kept beside the answer guards
-  // against another catalog's endpoint later living at the same address.
-  using MemoKey = std::tuple<const Endpoint*, std::string, bool, bool>;  // endpoint, seconds, audio, voice
+  // Keyed by the endpoint's address, the seconds and the audio mode packed in one number; the
+  // id kept beside the answer guards against another catalog's endpoint later living at the
+  // same address.
   struct Memo {
     std::string endpoint_id;
     Estimate estimate;
   };
-  mutable std::map<MemoKey, Memo, std::less<>> memo_;
+  mutable std::unordered_map<std::uint64_t, Memo> memo_;
 };
 
 // Rounds to a tenth of a cent's hundredth (1e-6) so sums of float rates print cleanly.

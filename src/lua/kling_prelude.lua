@@ -23,7 +23,9 @@ function Job:__tostring() return "kling.job(" .. self.name .. ")" end
 -- Validates, prices and queues a generation; returns a job at once.
 function K.submit(spec)
   local id, name, cost = C.submit(spec)
-  return setmetatable({_id = id, name = name, cost_usd = cost}, Job)
+  -- name is nil when it is spec.name unchanged: interning it again costs LuaJIT a string-table
+  -- walk per job (names like shot_1 … shot_100000 share their hash).
+  return setmetatable({_id = id, name = name or spec.name, cost_usd = cost}, Job)
 end
 
 -- Submits and waits: returns the result table when the video is on disk.

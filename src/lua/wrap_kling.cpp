@@ -205,10 +205,12 @@ int c_submit(lua_State* L) {
   LuaHost& h = host(L);
   Request req = to_request(L, 1);
   std::string pos = req.origin;
+  std::string given = req.name;
   try {
     Job& j = h.runner().submit(std::move(req));
     lua_pushinteger(L, static_cast<lua_Integer>(j.id));
-    lua_pushlstring(L, j.name.data(), j.name.size());
+    if (j.name == given) lua_pushnil(L);  // the prelude keeps spec.name
+    else lua_pushlstring(L, j.name.data(), j.name.size());
     lua_pushnumber(L, j.cost.usd);
     return 3;
   } catch (const run::SubmitRefused& e) {
