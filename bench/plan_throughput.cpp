@@ -11,6 +11,7 @@
 #include <lua.hpp>
 #include <string>
 
+#include "cli/allocator.h"
 #include "lua/host.h"
 #include "run/offline_backend.h"
 
@@ -76,6 +77,7 @@ std::pair<double, double> run(int shots, bool submit, std::size_t* jobs_out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  kr::cli::tune_allocator();  // as klingrun itself does
   int shots = argc > 1 ? std::atoi(argv[1]) : 100000;
   auto [base_wall, base_cpu] = run(shots, false, nullptr);
   std::size_t jobs = 0;
@@ -90,6 +92,7 @@ int main(int argc, char** argv) {
   std::printf("  klingrun plan:                        %.3f s wall, %.3f s cpu\n", wall, cpu);
   std::printf("  throughput: %.0f shots/s (target >= 200000: %s); %.1f x the baseline loop's time\n", rate,
               rate >= 200000 ? "met" : "NOT met", wall / base_wall);
-  std::printf("  per shot: %.2f us; peak RSS: %.1f MiB\n", 1e6 * wall / shots, peak_rss_kb() / 1024.0);
+  std::printf("  per shot: %.2f us; peak RSS: %.1f MiB; allocator: %s\n", 1e6 * wall / shots, peak_rss_kb() / 1024.0,
+              kr::cli::allocator_name().c_str());
   return 0;
 }

@@ -1,36 +1,15 @@
 // klingrun: the command line. Parses arguments, picks a backend, runs the script's host loop
 // until nothing is left, and maps the outcome to an exit code.
 #include <cstdio>
-#include <cstdlib>
 #include <iostream>
-#include <string>
-#ifdef KLINGRUN_MIMALLOC
-#include <mimalloc.h>
-#endif
 
+#include "cli/allocator.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 
-namespace {
-
-// Which allocator malloc() really is: mimalloc only counts when it interposed the C library's.
-std::string allocator_name() {
-#ifdef KLINGRUN_MIMALLOC
-  void* p = std::malloc(16);
-  bool ours = mi_is_in_heap_region(p);
-  std::free(p);
-  int v = mi_version();
-  std::string version = std::to_string(v / 100) + "." + std::to_string(v / 10 % 10) + "." + std::to_string(v % 10);
-  return ours ? "mimalloc " + version : "system malloc (mimalloc " + version + " linked but not in use)";
-#else
-  return "system malloc";
-#endif
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   using namespace kr::cli;
+  tune_allocator();
   Args args;
   try {
     args = parse_args(argc, argv);
