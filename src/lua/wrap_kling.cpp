@@ -194,7 +194,7 @@ int push_outcome(lua_State* L, LuaHost& h, const Job& j) {
     for (auto& l : j.error->lines) msg += "\n  " + l;
     if (!j.error->advice.empty()) msg += "\n  " + j.error->advice;
   }
-  if (!j.request.origin.empty()) msg += "\n  (submitted at " + j.request.origin + ")";
+  if (!j.origin.empty()) msg += "\n  (submitted at " + j.origin + ")";
   h.classify(msg, j.error && j.error->kind == "budget" ? exit_budget : exit_failed);
   lua_pushboolean(L, 0);
   lua_pushlstring(L, msg.data(), msg.size());

@@ -98,7 +98,7 @@ void FalBackend::upload_then_submit(Job& job) {
 void FalBackend::submit(Job& job, json input) {
   job.phase = Phase::submitting;
   net::JobOptions opt;
-  opt.client_timeout_s = job.request.timeout_s;
+  opt.client_timeout_s = job.timeout_s;
   active_[&job]->queue_id = queue_.start(job.endpoint->id, std::move(input), callbacks(job), opt);
 }
 
@@ -170,7 +170,7 @@ void FalBackend::download(Job& job) {
 }
 
 void FalBackend::fail(Job& job, const net::FalError& e) {
-  job.error = job_error(e);
+  job.fail(job_error(e));
   // Only a submit that fal accepted has a request id; a refused one (401, 422 at submit) does not.
   job.error->request_id = job.request_id;
   job.phase = e.kind == net::FalError::Kind::unknown_submit ? Phase::unknown

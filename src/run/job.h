@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,8 +32,13 @@ enum class Resume { submit, attach, download };
 struct Job {
   std::uint64_t id = 0;
   std::string name;
-  std::string key;            // hash of the canonical request (endpoint + normalized input + take)
-  Request request;            // as the script gave it
+  // Identity: endpoint, input and take, local files named by content. Identical jobs in a run
+  // are one job; across runs the state store knows them by `key`.
+  std::string key;            // SHA-256 of the canonical request; set when a state store or manifest is kept (fal runs)
+  json media_identity;        // the input with local files as "sha256:…", when it has any; else null
+  int take = 0;               // the script's take (part of the identity)
+  double timeout_s = 0;       // client-side deadline on fal (0 = none)
+  std::string origin;         // "script.lua:12" where it was submitted
   const Endpoint* endpoint = nullptr;
   json input;                 // normalized: what is sent
   Estimate cost;
@@ -52,7 +58,9 @@ struct Job {
   std::string video_url, video_path, video_sha256;
   std::uint64_t video_bytes = 0, download_total = 0, download_done = 0;
   std::optional<double> billable_units;
-  std::optional<JobError> error;
+  std::unique_ptr<JobError> error;  // set when it did not produce a video (a pointer: most jobs never need one)
+
+  void fail(JobError e) { error = std::make_unique<JobError>(std::move(e)); }
   double t_created = 0, t_submitted = 0, t_started = 0, t_completed = 0, t_done = 0;  // seconds since run start
 
   std::vector<std::function<void(Job&)>> waiters;  // called once when the job finishes

@@ -25,14 +25,51 @@ const char* phase_name(Phase p) {
   return "?";
 }
 
-std::string request_key(const std::string& endpoint_id, const json& input, int take) {
+std::string request_identity(const std::string& endpoint_id, const json& input, int take) {
   // nlohmann's json object is an ordered map: dump() is canonical (sorted keys, no spaces).
   std::string canonical = endpoint_id;
   canonical += '\n';
   canonical += input.dump();
   canonical += '\n';
   canonical += std::to_string(take);
-  return sha256_hex(canonical);
+  return canonical;
+}
+
+std::string request_key(const std::string& endpoint_id, const json& input, int take) {
+  return sha256_hex(request_identity(endpoint_id, input, take));
+}
+
+namespace {
+
+std::size_t mix(std::size_t h, std::size_t v) { return (h ^ v) * 0x100000001b3ULL + (h >> 29); }
+
+// A walk over the value feeding one running hash (nlohmann's std::hash<json> combines a hash
+// per node and costs twice as much on a plan's 100,000 requests). Only equal values must hash
+// equal; equality is checked after.
+std::size_t feed(std::size_t h, const json& v) {
+  using T = json::value_t;
+  h = mix(h, static_cast<std::size_t>(v.type()));
+  switch (v.type()) {
+    case T::string: return mix(h, std::hash<std::string_view>{}(v.get_ref<const std::string&>()));
+    case T::boolean: return mix(h, v.get<bool>());
+    case T::number_integer: return mix(h, static_cast<std::size_t>(v.get<std::int64_t>()));
+    case T::number_unsigned: return mix(h, static_cast<std::size_t>(v.get<std::uint64_t>()));
+    case T::number_float: return mix(h, std::hash<double>{}(v.get<double>()));
+    case T::array:
+      for (auto& e : v) h = feed(h, e);
+      return mix(h, v.size());
+    case T::object:
+      for (auto& [k, e] : v.get_ref<const json::object_t&>()) h = feed(mix(h, std::hash<std::string_view>{}(k)), e);
+      return mix(h, v.size());
+    default: return h;
+  }
+}
+
+}  // namespace
+
+std::size_t identity_hash(const Endpoint& endpoint, const json& canonical, int take) {
+  std::size_t h = mix(reinterpret_cast<std::uintptr_t>(&endpoint), static_cast<std::size_t>(take));
+  return feed(h, canonical);
 }
 
 std::string safe_name(const std::string& name) {
@@ -44,14 +81,14 @@ std::string safe_name(const std::string& name) {
 
 // A local file enters the job's identity by its content, not its path: an edited image is a
 // new job, a moved one is not.
-json Runner::canonical_media(const Endpoint& ep, const json& input) {
+const json& Runner::canonical_media(const Endpoint& ep, const json& input, json& scratch) {
   bool local = false;
   for_each_media(ep, const_cast<json&>(input), [&](json& v, const std::string&, const std::string&) {
-    local = local || !is_remote_url(v.get<std::string>());
+    local = local || !is_remote_url(v.get_ref<const std::string&>());
   });
   if (!local) return input;
-  json copy = input;
-  for_each_media(ep, copy, [&](json& v, const std::string&, const std::string&) {
+  scratch = input;
+  for_each_media(ep, scratch, [&](json& v, const std::string&, const std::string&) {
     std::string path = v.get<std::string>();
     if (is_remote_url(path)) return;
     if (path.rfind("file://", 0) == 0) path = path.substr(7);
@@ -63,11 +100,14 @@ json Runner::canonical_media(const Endpoint& ep, const json& input) {
     if (it == file_hashes_.end()) it = file_hashes_.emplace(stamp, ec ? "unreadable:" + path : sha256_file(path)).first;
     v = "sha256:" + it->second;
   });
-  return copy;
+  return scratch;
 }
 
 Runner::Runner(RunnerOptions opts, std::unique_ptr<Backend> backend)
     : opts_(std::move(opts)), backend_(std::move(backend)), t0_(std::chrono::steady_clock::now()) {
+  ctx_.prices = opts_.prices;
+  ctx_.elements = &elements_;
+  ctx_.default_endpoint = opts_.default_endpoint;
   backend_->set_hooks({[this](Job& j, JobEvent e) { on_event(j, e); }, [this](Job& j) { on_finished(j); }});
 }
 
@@ -77,13 +117,7 @@ double Runner::now() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
 }
 
-CoreContext Runner::context() const {
-  CoreContext ctx;
-  ctx.prices = opts_.prices;
-  ctx.elements = &elements_;
-  ctx.default_endpoint = opts_.default_endpoint;
-  return ctx;
-}
+const CoreContext& Runner::context() const { return ctx_; }
 
 Prepared Runner::check(const Request& req) const { return prepare(req, context()); }
 
@@ -95,27 +129,39 @@ Job& Runner::submit(Request req) {
     if (p.report.errors.size() > 1) summary += " (and " + std::to_string(p.report.errors.size() - 1) + " more)";
     throw SubmitRefused("invalid", p.report.errors, summary);
   }
-  std::string key = request_key(p.endpoint->id, canonical_media(*p.endpoint, p.input), req.take);
+  json scratch;
+  const json& canonical = canonical_media(*p.endpoint, p.input, scratch);
   std::string name = req.name.empty() ? "" : safe_name(req.name);
 
-  // Same request (and the same name, if one was given): the same job, never paid twice.
-  if (auto it = by_key_.find(key); it != by_key_.end() && (name.empty() || it->second->name == name)) return *it->second;
-  if (auto it = by_name_.find(name); !name.empty() && it != by_name_.end()) {
-    const Job& other = *it->second;
+  // Same request (and the same name, if one was given): the same job, never paid twice. The
+  // hash finds candidates; equality of the canonical input decides.
+  std::size_t hash = identity_hash(*p.endpoint, canonical, req.take);
+  Job* same = nullptr;
+  by_identity_.for_each(hash, [&](Job* j) {
+    bool identical = j->endpoint == p.endpoint && j->take == req.take &&
+                     (j->media_identity.is_null() ? j->input : j->media_identity) == canonical;
+    if (identical && (!same || j->id < same->id)) same = j;
+  });
+  if (same && (name.empty() || same->name == name)) return *same;
+  if (const Job* taken = name.empty() ? nullptr : job_named(name)) {
+    const Job& other = *taken;
     throw SubmitRefused("name", {{"name", "\"" + name + "\" is already used by another job" +
-                                            (other.request.origin.empty() ? "" : " (" + other.request.origin + ")") +
+                                            (other.origin.empty() ? "" : " (" + other.origin + ")") +
                                             "; give each job its own name, or a take to vary it"}},
                         "name: \"" + name + "\" is already used by another job");
   }
   if (name.empty()) {
     // <script>_001, _002, … in submission order, skipping names the script chose itself.
-    for (std::size_t n = jobs_.size() + 1; name.empty() || by_name_.count(name); ++n) {
+    for (std::size_t n = jobs_.size() + 1; name.empty() || job_named(name); ++n) {
       char buf[24];
       std::snprintf(buf, sizeof buf, "_%03zu", n);
       name = safe_name(opts_.script) + buf;
     }
   }
 
+  // The SHA-256 key names the job in the state store and the manifest; a plan without them
+  // (offline) needs no key, and skips the canonical dump and the hash.
+  std::string key = opts_.store || opts_.manifest ? request_key(p.endpoint->id, canonical, req.take) : std::string();
   double cost = predicted_charge(key, p.cost->usd);
   if (opts_.budget && cost > 0 && round_usd(spent_ + cost) > round_usd(*opts_.budget)) {
     std::string msg = "job \"" + name + "\" costs " + format_usd(cost) + "; with " + format_usd(spent_) +
@@ -126,23 +172,32 @@ Job& Runner::submit(Request req) {
   auto job = std::make_unique<Job>();
   job->id = jobs_.size() + 1;
   job->name = name;
-  job->key = key;
+  job->key = std::move(key);
+  if (&canonical == &scratch) job->media_identity = std::move(scratch);
   job->endpoint = p.endpoint;
   job->input = std::move(p.input);
   job->cost = *p.cost;
   job->warnings = p.report.warnings;
   job->charged = cost;
-  job->request = std::move(req);
+  job->take = req.take;
+  job->timeout_s = req.timeout_s;
+  job->origin = std::move(req.origin);
   job->t_created = now();
   spent_ = round_usd(spent_ + cost);
   Job& ref = *job;
-  by_key_.emplace(key, &ref);
-  by_name_.emplace(ref.name, &ref);
+  by_identity_.insert(hash, &ref);
+  by_name_.insert(std::hash<std::string_view>{}(ref.name), &ref);
   jobs_.push_back(std::move(job));
   waiting_.push_back(&ref);
   ++unfinished_;
   notify(ref);
   return ref;
+}
+
+Job* Runner::job_named(const std::string& name) const {
+  Job* found = nullptr;
+  by_name_.for_each(std::hash<std::string_view>{}(name), [&](Job* j) { if (j->name == name) found = j; });
+  return found;
 }
 
 void Runner::tick(int max_wait_ms) {
@@ -206,7 +261,7 @@ bool Runner::claim(Job& job) {
   intent.script = opts_.script;
   intent.endpoint = job.endpoint->id;
   intent.input = job.input;
-  intent.take = job.request.take;
+  intent.take = job.take;
   intent.cost_usd = job.cost.usd;
   intent.fresh = opts_.fresh;
   intent.resubmit_unknown = opts_.resubmit_unknown;
@@ -215,7 +270,7 @@ bool Runner::claim(Job& job) {
     c = opts_.store->claim(intent);
   } catch (const std::exception& e) {
     job.phase = Phase::failed;
-    job.error = JobError{"state", std::string("state store: ") + e.what(), {}, "", "nothing was sent"};
+    job.fail(JobError{"state", std::string("state store: ") + e.what(), {}, "", "nothing was sent"});
     finish_here(job);
     return false;
   }
@@ -226,9 +281,9 @@ bool Runner::claim(Job& job) {
         if (opts_.budget && round_usd(spent_ + job.cost.usd) > round_usd(*opts_.budget)) {
           try { opts_.store->mark_failed(job.key, "refused by the budget before sending"); } catch (const std::exception&) {}
           job.phase = Phase::failed;
-          job.error = JobError{"budget", "job \"" + job.name + "\" costs " + format_usd(job.cost.usd) + "; with " + format_usd(spent_) +
+          job.fail(JobError{"budget", "job \"" + job.name + "\" costs " + format_usd(job.cost.usd) + "; with " + format_usd(spent_) +
                                              " already committed this run it would exceed the budget of " + format_usd(*opts_.budget),
-                               {}, "", ""};
+                               {}, "", ""});
           finish_here(job);
           return false;
         }
@@ -271,9 +326,9 @@ bool Runner::claim(Job& job) {
       uncharge();
       job.request_id = c.job.request_id;
       job.phase = Phase::unknown;
-      job.error = JobError{"unknown_submit", c.reason, {}, c.job.request_id,
+      job.fail(JobError{"unknown_submit", c.reason, {}, c.job.request_id,
                            "not resubmitted, to avoid paying twice. Check your requests at https://fal.ai/dashboard; "
-                           "if no job was created, run again with --resubmit-unknown"};
+                           "if no job was created, run again with --resubmit-unknown"});
       finish_here(job);
       return false;
   }
@@ -360,7 +415,7 @@ void Runner::stop_starting() {
   stopping_ = true;
   for (Job* job : waiting_) {
     job->phase = Phase::cancelled;
-    job->error = JobError{"cancelled", "not started: the run was interrupted", {}, "", ""};
+    job->fail(JobError{"cancelled", "not started: the run was interrupted", {}, "", ""});
     spent_ = round_usd(spent_ - job->charged);
     job->charged = 0;
     --unfinished_;
@@ -370,7 +425,7 @@ void Runner::stop_starting() {
   waiting_.clear();
   for (auto& [job, _] : parked_) {
     job->phase = Phase::cancelled;
-    job->error = JobError{"cancelled", "not started: the run was interrupted (another process was running it)", {}, "", ""};
+    job->fail(JobError{"cancelled", "not started: the run was interrupted (another process was running it)", {}, "", ""});
     spent_ = round_usd(spent_ - job->charged);
     job->charged = 0;
     --unfinished_;
@@ -419,8 +474,8 @@ json Runner::plan() const {
                     {"seconds", j->cost.seconds},
                     {"audio", j->cost.audio},
                     {"state", phase_name(j->phase)}});
-    if (j->request.take) jobs.back()["take"] = j->request.take;
-    if (!j->request.origin.empty()) jobs.back()["origin"] = j->request.origin;
+    if (j->take) jobs.back()["take"] = j->take;
+    if (!j->origin.empty()) jobs.back()["origin"] = j->origin;
     total += j->cost.usd;
   }
   return {{"script", opts_.script}, {"jobs", jobs}, {"total_usd", round_usd(total)}};

@@ -11,10 +11,12 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/prepare.h"
 #include "run/backend.h"
+#include "run/job_index.h"
 #include "run/manifest.h"
 #include "run/state_store.h"
 
@@ -91,6 +93,7 @@ class Runner {
 
  private:
   void on_finished(Job& job);
+  Job* job_named(const std::string& name) const;
   // Asks the store what to do with a job about to start; false when it needs no backend
   // (reused, unknown, refused) or must wait for another process.
   bool claim(Job& job);
@@ -100,16 +103,19 @@ class Runner {
   void start_waiting();
   void store_warn(Job& job, const std::exception& e);
   double predicted_charge(const std::string& key, double cost) const;
-  json canonical_media(const Endpoint& ep, const json& input);
+  // The input with local files named by their content (a copy in scratch), or input itself.
+  const json& canonical_media(const Endpoint& ep, const json& input, json& scratch);
   void on_event(Job& job, JobEvent e);
   void notify(const Job& job);
-  CoreContext context() const;
+  const CoreContext& context() const;
 
   RunnerOptions opts_;
+  CoreContext ctx_;  // prices, elements and default endpoint for prepare(); fixed at construction
   std::unique_ptr<Backend> backend_;
   ElementRegistry elements_;
   std::vector<std::unique_ptr<Job>> jobs_;
-  std::unordered_map<std::string, Job*> by_key_, by_name_;
+  JobIndex by_identity_;  // identity_hash() → jobs
+  JobIndex by_name_;      // hash of the name → jobs (names are unique)
   std::vector<std::pair<Job*, double>> parked_;  // waiting for another process (job, next check)
   double last_heartbeat_ = 0;
   std::set<std::string> manifest_dirty_;
@@ -125,7 +131,11 @@ class Runner {
   std::vector<std::function<void(const Job&)>> listeners_;
 };
 
-// Hex SHA-256 of the canonical request: endpoint id, normalized input (keys sorted), take.
+// The canonical request: endpoint id, normalized input (keys sorted, no spaces), take.
+std::string request_identity(const std::string& endpoint_id, const json& input, int take);
+// A hash of the same (endpoint, canonical input, take), for finding identical jobs in a run.
+std::size_t identity_hash(const Endpoint& endpoint, const json& canonical, int take);
+// Hex SHA-256 of request_identity(): the job's name in the state store and the manifest.
 std::string request_key(const std::string& endpoint_id, const json& input, int take);
 // A name safe as a file name: letters, digits, '-', '_', '.'; others become '_'.
 std::string safe_name(const std::string& name);
