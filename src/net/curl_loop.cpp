@@ -163,6 +163,7 @@ Loop::TransferId Loop::start(HttpRequest req, DoneFn done) {
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
   }
   if (r.fresh_connect) curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+  if (r.buffer_size > 0) curl_easy_setopt(e, CURLOPT_BUFFERSIZE, r.buffer_size);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Transfer::on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Transfer::on_write);
@@ -259,6 +260,8 @@ bool Loop::cancel_timer(TimerId id) {
 }
 
 void Loop::perform() {
+  // Handles added since the last round are only queued in curl; this is where they start.
+  if (before_io_) before_io_();
   int running = 0;
   in_perform_ = true;
   curl_multi_perform(multi_, &running);
@@ -346,10 +349,31 @@ int Loop::fire_timers() {
   return n;
 }
 
+void Loop::post_remote(std::function<void()> fn) {
+  {
+    std::lock_guard lk(remote_mu_);
+    remote_.push_back(std::move(fn));
+  }
+  curl_multi_wakeup(multi_);  // thread-safe; a wake-up before the wait makes the wait return
+}
+
+int Loop::run_remote() {
+  std::vector<std::function<void()>> fns;
+  {
+    std::lock_guard lk(remote_mu_);
+    fns.swap(remote_);
+  }
+  for (auto& fn : fns) {
+    --remote_expected_;
+    fn();
+  }
+  return static_cast<int>(fns.size());
+}
+
 int Loop::run_once(int max_wait_ms) {
   if (!busy() && finished_.empty()) return 0;
   perform();
-  int n = dispatch_done() + fire_timers();
+  int n = dispatch_done() + fire_timers() + run_remote();
   if (n > 0 || !busy()) return n;
 
   long wait = std::max(0, max_wait_ms);
@@ -359,7 +383,7 @@ int Loop::run_once(int max_wait_ms) {
   }
   if (wait > 0) curl_multi_poll(multi_, nullptr, 0, static_cast<int>(wait), nullptr);
   perform();
-  return dispatch_done() + fire_timers();
+  return dispatch_done() + fire_timers() + run_remote();
 }
 
 void Loop::run() {

@@ -5,14 +5,15 @@
 //
 // Callbacks (transfer completions, timers, posted functions) run only from run_once(), never
 // from inside start()/after()/cancel(). They may start, cancel and schedule freely.
-// Not thread-safe: one thread owns the Loop and everything built on it (FalQueue, Storage,
-// Downloader), and the Loop must outlive them.
+// Not thread-safe (except post_remote): one thread owns the Loop and everything built on it
+// (FalQueue, Storage, Downloader), and the Loop must outlive them.
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <unordered_map>
 #include <vector>
@@ -43,6 +44,12 @@ class Loop {
   // Runs fn on the next run_once(), after the current callback has returned.
   TimerId post(std::function<void()> fn) { return after(0, std::move(fn)); }
 
+  // Work handed to another thread: expect_remote() (on the loop's thread) announces one
+  // post_remote(fn) (from any thread), which wakes the loop and runs fn from run_once(). Until
+  // it has run, busy() stays true, so run() does not return while the work is out.
+  void expect_remote() { ++remote_expected_; }
+  void post_remote(std::function<void()> fn);
+
   // Advances transfers and fires what is due. Waits up to max_wait_ms (less when a timer is
   // due sooner) only if nothing was ready. Returns the number of callbacks run. Returns at
   // once when nothing is pending.
@@ -50,7 +57,12 @@ class Loop {
   // Runs until nothing is pending.
   void run();
 
-  bool busy() const { return !transfers_.empty() || !timers_.empty(); }
+  // Runs fn before every round of network I/O, that is before curl sends or receives anything.
+  // Requests handed to start() since the last round leave only after fn returns: a caller can
+  // batch what must be on disk before they leave (one fsync for a burst of submits).
+  void set_before_io(std::function<void()> fn) { before_io_ = std::move(fn); }
+
+  bool busy() const { return !transfers_.empty() || !timers_.empty() || remote_expected_ > 0; }
   std::size_t transfer_count() const { return transfers_.size(); }
   std::size_t timer_count() const { return timers_.size(); }
   // New connections opened so far (a measure of keep-alive reuse).
@@ -64,6 +76,7 @@ class Loop {
   void perform();
   int dispatch_done();
   int fire_timers();
+  int run_remote();
 
   void* multi_ = nullptr;  // CURLM*
   std::unordered_map<TransferId, std::unique_ptr<Transfer>> transfers_;
@@ -80,6 +93,10 @@ class Loop {
   std::set<std::pair<Clock::time_point, TimerId>> timer_order_;
   TimerId next_timer_ = 1;
   std::uint64_t connections_opened_ = 0;
+  std::function<void()> before_io_;
+  std::size_t remote_expected_ = 0;
+  std::mutex remote_mu_;
+  std::vector<std::function<void()>> remote_;  // posted by other threads, guarded by remote_mu_
 };
 
 }  // namespace kr::net

@@ -34,6 +34,8 @@ struct HttpRequest {
   long timeout_ms = 0;     // whole exchange; 0 = no limit (streams, downloads)
   long stall_seconds = 0;  // abort when nothing moves for this long; 0 = never
   bool follow_redirects = false;
+  // curl's receive buffer (0: curl's 16 KiB). Bigger for bulk bodies: fewer reads and callbacks.
+  long buffer_size = 0;
   // Use a new connection. For requests that must not be repeated: on a reused connection that
   // turns out dead, curl silently resends the request on a fresh one.
   bool fresh_connect = false;

@@ -22,6 +22,9 @@ enum class JobEvent {
 struct BackendHooks {
   std::function<void(Job&, JobEvent)> event;
   std::function<void(Job&)> finished;  // the job reached a final phase; call exactly once per start
+  // Runs before each round of network I/O: nothing handed to the network since the last round
+  // has left yet. The runner makes the store's batched commits durable here (StateStore::sync).
+  std::function<void()> before_io;
 };
 
 class Backend {

@@ -42,7 +42,11 @@ JobError job_error(const net::FalError& e) {
 }
 
 FalBackend::FalBackend(net::FalConfig config, std::filesystem::path out_dir)
-    : out_dir_(std::move(out_dir)), queue_(loop_, config), storage_(loop_, config), downloader_(loop_) {}
+    : out_dir_(std::move(out_dir)), queue_(loop_, config), storage_(loop_, config), downloader_(loop_) {
+  loop_.set_before_io([this] {
+    if (hooks_.before_io) hooks_.before_io();
+  });
+}
 
 FalBackend::~FalBackend() = default;
 

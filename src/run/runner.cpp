@@ -108,7 +108,11 @@ Runner::Runner(RunnerOptions opts, std::unique_ptr<Backend> backend)
   ctx_.prices = opts_.prices;
   ctx_.elements = &elements_;
   ctx_.default_endpoint = opts_.default_endpoint;
-  backend_->set_hooks({[this](Job& j, JobEvent e) { on_event(j, e); }, [this](Job& j) { on_finished(j); }});
+  // before_io: the sent marks and request ids recorded since the last round of I/O reach the
+  // disk in one fsync before any request leaves. A failed fsync stays pending and is retried
+  // next round; like a failed commit (store_warn), it does not hold the submit back.
+  backend_->set_hooks({[this](Job& j, JobEvent e) { on_event(j, e); }, [this](Job& j) { on_finished(j); },
+                       [this] { if (opts_.store) try { opts_.store->sync(); } catch (const std::exception&) {} }});
 }
 
 Runner::~Runner() = default;
@@ -348,14 +352,15 @@ void Runner::store_warn(Job& job, const std::exception& e) {
 }
 
 // Each durable step is committed here, inside the backend's callback, before the backend
-// hands its next request to curl.
+// hands its next request to curl. The two money steps are fsynced in one batch by the
+// before_io hook, before curl sends anything: 50 submits at once cost one fsync, not 50.
 void Runner::record(Job& job, JobEvent e) {
   StateStore* st = opts_.store;
   if (!st) return;
   try {
     switch (e) {
-      case JobEvent::sending: st->mark_sent(job.key); return;
-      case JobEvent::submitted: st->mark_submitted(job.key, job.request_id); break;
+      case JobEvent::sending: st->mark_sent(job.key, StateStore::Durable::batched); return;
+      case JobEvent::submitted: st->mark_submitted(job.key, job.request_id, StateStore::Durable::batched); break;
       case JobEvent::result: st->store_result(job.key, job.output, job.billable_units); break;
       default: return;
     }

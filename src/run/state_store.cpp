@@ -152,9 +152,43 @@ struct SqliteDb {
   sqlite3* h = nullptr;
   std::string path;
   std::chrono::milliseconds busy{60000};
+  std::optional<Sync> sync;  // the level set on the connection, once set
+  // One prepared statement per SQL text, kept for the connection's life: compiling the SQL on
+  // every call cost more than running it (a job's steps are a few dozen statements).
+  struct Cached {
+    sqlite3_stmt* s = nullptr;
+    bool in_use = false;
+  };
+  std::unordered_map<std::string, Cached> cache;
 
   ~SqliteDb() {
+    for (auto& [sql, c] : cache) sqlite3_finalize(c.s);
     if (h) sqlite3_close_v2(h);
+  }
+
+  // A statement for `sql`, reset and unbound; `cached` says to hand it back through release().
+  // A statement already in use (nested use of the same SQL) gets a private copy.
+  sqlite3_stmt* acquire(std::string_view sql, bool& cached) {
+    auto it = cache.find(std::string(sql));
+    cached = it == cache.end() || !it->second.in_use;
+    if (cached && it != cache.end()) {
+      it->second.in_use = true;
+      return it->second.s;
+    }
+    sqlite3_stmt* st = nullptr;
+    int rc = sqlite3_prepare_v2(h, sql.data(), static_cast<int>(sql.size()), &st, nullptr);
+    if (rc != SQLITE_OK) fail("prepare \"" + std::string(sql) + "\"", rc);
+    if (cached) cache.emplace(std::string(sql), Cached{st, true});
+    return st;
+  }
+  void release(std::string_view sql, sqlite3_stmt* st, bool cached) {
+    if (!cached) {
+      sqlite3_finalize(st);
+      return;
+    }
+    sqlite3_reset(st);  // ends its read of the database
+    sqlite3_clear_bindings(st);
+    cache[std::string(sql)].in_use = false;
   }
 
   [[noreturn]] void fail(const std::string& what, int rc) const {
@@ -168,26 +202,49 @@ struct SqliteDb {
     return p == SQLITE_BUSY || p == SQLITE_LOCKED;
   }
 
-  // Runs SQL without results, retrying while another process holds a lock (on top of
-  // sqlite3_busy_timeout, which does not cover every case, e.g. switching to WAL).
+  // Runs one SQL statement without results, retrying while another process holds a lock (on
+  // top of sqlite3_busy_timeout, which does not cover every case, e.g. switching to WAL).
   void exec(const char* sql) {
+    bool cached = false;
+    sqlite3_stmt* st = acquire(sql, cached);
     auto deadline = std::chrono::steady_clock::now() + busy;
     for (int delay = 1;; delay = std::min(delay * 2, 50)) {
-      char* err = nullptr;
-      int rc = sqlite3_exec(h, sql, nullptr, nullptr, &err);
-      if (err) sqlite3_free(err);
-      if (rc == SQLITE_OK) return;
+      int rc = sqlite3_step(st);
+      while (rc == SQLITE_ROW) rc = sqlite3_step(st);
+      if (rc == SQLITE_DONE) break;
+      sqlite3_reset(st);
       if (is_busy(rc) && std::chrono::steady_clock::now() < deadline) {
         std::this_thread::sleep_for(std::chrono::milliseconds(delay));
         continue;
       }
+      release(sql, st, cached);
       fail(std::string("\"") + sql + "\"", rc);
     }
+    release(sql, st, cached);
+  }
+  // Several statements (the schema), run once.
+  void exec_script(const char* sql) {
+    char* err = nullptr;
+    int rc = sqlite3_exec(h, sql, nullptr, nullptr, &err);
+    if (err) sqlite3_free(err);
+    if (rc != SQLITE_OK) fail("schema", rc);
+  }
+
+  // Sets PRAGMA synchronous for the next commit; SQLite ignores it inside a transaction, so it
+  // is switched between them (a no-op when it is already at that level).
+  void sync_level(Sync s) {
+    if (sync == s) return;
+    exec(s == Sync::full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    sync = s;
   }
 
   // BEGIN IMMEDIATE takes the write lock up front, so a claim never upgrades mid-transaction.
+  // Durable (FULL, the default) unless the caller says the commit may wait (see Sync).
   template <class F>
-  void write_txn(F&& f) { txn("BEGIN IMMEDIATE", std::forward<F>(f)); }
+  void write_txn(F&& f, Sync s = Sync::full) {
+    sync_level(s);
+    txn("BEGIN IMMEDIATE", std::forward<F>(f));
+  }
   template <class F>
   void read_txn(F&& f) { txn("BEGIN", std::forward<F>(f)); }
 
@@ -210,7 +267,7 @@ namespace {
 class Stmt {
  public:
   Stmt(detail::SqliteDb& db, std::string_view sql);  // defined below (needs Db)
-  ~Stmt() { sqlite3_finalize(s_); }
+  ~Stmt() { db_.release(sql_, s_, cached_); }
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
 
@@ -277,13 +334,12 @@ class Stmt {
     if (rc != SQLITE_OK) db_.fail("bind", rc);
   }
   detail::SqliteDb& db_;
+  std::string sql_;
+  bool cached_ = false;
   sqlite3_stmt* s_ = nullptr;
 };
 
-Stmt::Stmt(detail::SqliteDb& db, std::string_view sql) : db_(db) {
-  int rc = sqlite3_prepare_v2(db.h, sql.data(), static_cast<int>(sql.size()), &s_, nullptr);
-  if (rc != SQLITE_OK) db.fail("prepare \"" + std::string(sql) + "\"", rc);
-}
+Stmt::Stmt(detail::SqliteDb& db, std::string_view sql) : db_(db), sql_(sql) { s_ = db.acquire(sql_, cached_); }
 
 json parse_json_column(const Stmt& st, int i, const std::string& key, const char* col) {
   if (st.is_null(i)) return nullptr;
@@ -421,7 +477,7 @@ std::unique_ptr<StateStore> StateStore::open(const fs::path& dir, StoreOptions o
       throw std::runtime_error("state store '" + db.path + "': cannot use WAL mode (journal_mode=" +
                                mode + "); put the store on a local file system");
   }
-  db.exec("PRAGMA synchronous=FULL");
+  db.sync_level(detail::Sync::full);
 
   db.write_txn([&] {
     Stmt v(db, "PRAGMA user_version");
@@ -431,7 +487,7 @@ std::unique_ptr<StateStore> StateStore::open(const fs::path& dir, StoreOptions o
                                std::to_string(version) + ", newer than this klingrun understands (" +
                                std::to_string(kSchemaVersion) + "); upgrade klingrun");
     if (version == 0) {
-      db.exec(kSchemaV1);
+      db.exec_script(kSchemaV1);
       db.exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
     }
   });
@@ -484,7 +540,7 @@ void StateStore::heartbeat(const std::string& owner) {
             "UPDATE jobs SET heartbeat_ms=?1 WHERE owner=?2 "
             "AND state IN ('sending','submitted','completed')");
     st.bind(1, now_ms()).bind(2, owner).run();
-  });
+  }, detail::Sync::normal);  // a lost heartbeat only makes the lease look older
 }
 
 void StateStore::release(const std::string& owner) {
@@ -498,7 +554,7 @@ void StateStore::release(const std::string& owner) {
         .run();
     Stmt rel(*db_, "UPDATE jobs SET owner=NULL, heartbeat_ms=NULL WHERE owner=?1");
     rel.bind(1, owner).run();
-  });
+  }, detail::Sync::normal);  // lost: the next run finds a dead owner and decides the same
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -666,11 +722,15 @@ Claim StateStore::claim(const JobIntent& intent) {
           return submit_new("generation " + std::to_string(gen) + " was cancelled; submitting again");
       }
     };
+    // No fsync: a claim changes nothing on fal. A Submit claim is made durable by mark_sent's
+    // fsync, which comes before the request leaves and covers every earlier WAL frame; lost to
+    // a power loss before that, nothing was sent. Any other claim, lost, is decided again the
+    // same way from the row it started from.
     db.write_txn([&] {
       body();
       // Read the row back in the same transaction: what the caller sees is what was decided on.
       if (decided) c.job = *load_job(db, key);
-    });
+    }, detail::Sync::normal);
 
     if (decided) {
       if (c.action != Claim::WaitOther) claimed_gen_[key] = c.job.generation;
@@ -697,7 +757,7 @@ std::int64_t StateStore::target_generation(const std::string& key) {
   return st.i64(0);
 }
 
-void StateStore::transition(const std::string& key, const char* what,
+void StateStore::transition(const std::string& key, const char* what, detail::Sync sync,
                             std::initializer_list<JobState> from,
                             const std::function<void(std::int64_t, const JobRecord&)>& apply) {
   std::lock_guard lk(mu_);
@@ -712,18 +772,41 @@ void StateStore::transition(const std::string& key, const char* what,
                              " (generation " + std::to_string(gen) + ") in state " +
                              std::string(to_string(row->state)));
     apply(gen, *row);
-  });
+  }, sync);
+  // A FULL commit fsyncs the WAL, and with it every batched step before it.
+  if (sync == detail::Sync::full) sync_pending_ = false;
 }
 
-void StateStore::mark_sent(const std::string& key) {
-  transition(key, "mark_sent", {JobState::Sending}, [&](std::int64_t gen, const JobRecord&) {
+detail::Sync StateStore::commit_level(Durable d) {
+  if (d == Durable::now) return detail::Sync::full;
+  std::lock_guard lk(mu_);
+  sync_pending_ = true;  // set before the commit: a failed commit only costs a spare fsync
+  return detail::Sync::normal;
+}
+
+void StateStore::sync() {
+  std::lock_guard lk(mu_);
+  if (!sync_pending_) return;
+  // The WAL through SQLite's own file object, so the VFS's sync rules apply (fdatasync on
+  // Linux, F_FULLFSYNC where configured, the directory on the first sync of a new WAL).
+  sqlite3_file* wal = nullptr;
+  int rc = sqlite3_file_control(db_->h, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+  if (rc != SQLITE_OK || !wal || !wal->pMethods)
+    throw std::runtime_error("state store '" + db_->path + "': no WAL file to sync");
+  rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+  if (rc != SQLITE_OK) db_->fail("fsync of the WAL", rc);
+  sync_pending_ = false;
+}
+
+void StateStore::mark_sent(const std::string& key, Durable d) {
+  transition(key, "mark_sent", commit_level(d), {JobState::Sending}, [&](std::int64_t gen, const JobRecord&) {
     Stmt st(*db_, "UPDATE jobs SET sent_ms=?3 WHERE key=?1 AND gen=?2");
     st.bind(1, key).bind(2, gen).bind(3, now_ms()).run();
   });
 }
 
 void StateStore::mark_unknown(const std::string& key, const std::string& why) {
-  transition(key, "mark_unknown", {JobState::Sending, JobState::Unknown},
+  transition(key, "mark_unknown", detail::Sync::normal, {JobState::Sending, JobState::Unknown},
              [&](std::int64_t gen, const JobRecord&) {
                Stmt st(*db_,
                        "UPDATE jobs SET state='unknown', error=?3, owner=NULL, heartbeat_ms=NULL "
@@ -732,9 +815,9 @@ void StateStore::mark_unknown(const std::string& key, const std::string& why) {
              });
 }
 
-void StateStore::mark_submitted(const std::string& key, const std::string& request_id) {
+void StateStore::mark_submitted(const std::string& key, const std::string& request_id, Durable d) {
   if (request_id.empty()) throw std::invalid_argument("state store: mark_submitted without a request id");
-  transition(key, "mark_submitted", {JobState::Sending, JobState::Unknown, JobState::Submitted},
+  transition(key, "mark_submitted", commit_level(d), {JobState::Sending, JobState::Unknown, JobState::Submitted},
              [&](std::int64_t gen, const JobRecord& row) {
                if (row.state == JobState::Submitted && !row.request_id.empty() &&
                    row.request_id != request_id)
@@ -752,7 +835,7 @@ void StateStore::mark_submitted(const std::string& key, const std::string& reque
 void StateStore::store_result(const std::string& key, const json& result,
                               std::optional<double> billable_units) {
   if (result.is_null()) throw std::invalid_argument("state store: store_result with a null result");
-  transition(key, "store_result",
+  transition(key, "store_result", detail::Sync::normal,
              {JobState::Sending, JobState::Unknown, JobState::Submitted, JobState::Completed},
              [&](std::int64_t gen, const JobRecord&) {
                std::int64_t now = now_ms();
@@ -768,7 +851,7 @@ void StateStore::store_result(const std::string& key, const json& result,
 void StateStore::add_file(const std::string& key, const std::string& role, const fs::path& path,
                           const std::string& sha256, std::uint64_t size) {
   if (role.empty()) throw std::invalid_argument("state store: add_file without a role");
-  transition(key, "add_file", {JobState::Completed, JobState::Done},
+  transition(key, "add_file", detail::Sync::normal, {JobState::Completed, JobState::Done},
              [&](std::int64_t gen, const JobRecord&) {
                Stmt st(*db_,
                        "INSERT OR REPLACE INTO files(key, gen, role, path, sha256, size) "
@@ -779,7 +862,7 @@ void StateStore::add_file(const std::string& key, const std::string& role, const
 }
 
 void StateStore::mark_done(const std::string& key) {
-  transition(key, "mark_done", {JobState::Completed, JobState::Done},
+  transition(key, "mark_done", detail::Sync::normal, {JobState::Completed, JobState::Done},
              [&](std::int64_t gen, const JobRecord& row) {
                if (row.result.is_null())
                  throw std::logic_error("state store: mark_done on job " + short_key(key) +
@@ -792,7 +875,7 @@ void StateStore::mark_done(const std::string& key) {
 }
 
 void StateStore::mark_failed(const std::string& key, const std::string& error) {
-  transition(key, "mark_failed",
+  transition(key, "mark_failed", detail::Sync::normal,
              {JobState::Sending, JobState::Unknown, JobState::Submitted, JobState::Completed},
              [&](std::int64_t gen, const JobRecord&) {
                Stmt st(*db_,
@@ -803,7 +886,7 @@ void StateStore::mark_failed(const std::string& key, const std::string& error) {
 }
 
 void StateStore::mark_cancelled(const std::string& key) {
-  transition(key, "mark_cancelled", {JobState::Sending, JobState::Unknown, JobState::Submitted},
+  transition(key, "mark_cancelled", detail::Sync::normal, {JobState::Sending, JobState::Unknown, JobState::Submitted},
              [&](std::int64_t gen, const JobRecord&) {
                Stmt st(*db_,
                        "UPDATE jobs SET state='cancelled', owner=NULL, heartbeat_ms=NULL "
@@ -913,7 +996,7 @@ int StateStore::gc() {
     }
     Stmt du(*db_, "DELETE FROM uses WHERE key NOT IN (SELECT key FROM jobs)");
     du.run();
-  });
+  }, detail::Sync::normal);  // lost: the next gc finds the same rows
   return removed;
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// StateStore: the durable job journal and result cache (SQLite, WAL, synchronous=FULL).
+// StateStore: the durable job journal and result cache (SQLite, WAL).
 //
 // Money is at stake: fal bills every submitted request. The store records each step before the
 // next network step so that a crash, an interruption or a re-run never pays twice and never loses
@@ -27,7 +27,19 @@
 // `heartbeat_ms` through heartbeat(). An owner is live when its heartbeat is younger than the
 // lease; on the same host (and pid namespace) an owner whose pid no longer exists is dead at once.
 //
-// Every mutating call is its own committed transaction (BEGIN IMMEDIATE ... COMMIT, fsynced).
+// Every mutating call is its own committed transaction (BEGIN IMMEDIATE ... COMMIT). Every
+// commit survives a crash of the process. Against a power loss or an OS crash, only the two
+// steps that bracket money are fsynced, at once or batched (see Durable and sync()):
+//   mark_sent       before the submit leaves: a lost mark would let the next run send it again;
+//   mark_submitted  fal's request id: lost, the job would turn `unknown` and need the user.
+// The others commit without an fsync (Sync::normal): they run on the loop thread, most of them
+// between fal finishing a job and its file being in place; the next fsync covers them too.
+// A power loss may undo the newest of them, which only sends the next run back a step that
+// costs nothing on fal: a claim is decided again (a lost Submit claim had not been sent); a
+// lost result means re-attaching by the request id; a lost `done` means downloading again; a
+// lost failed/cancelled/unknown mark leaves a row the next claim treats at least as carefully
+// (a sent row whose owner died becomes `unknown`). Output files are checked (size, SHA-256)
+// before every Reuse, so a file a power loss cut short is downloaded again.
 // All methods are safe to call from several threads (one internal mutex per store).
 #include <chrono>
 #include <cstdint>
@@ -47,6 +59,14 @@ namespace kr::run {
 
 namespace detail {
 struct SqliteDb;  // state_store.cpp
+// How a write transaction commits (WAL mode: a commit appends its frames to the WAL file).
+//   full    fsync at commit: the step survives a power loss or an OS crash.
+//   normal  no fsync: the step survives any crash of the process (kill -9, abort), as its
+//           frames are in the kernel's page cache; a power loss may lose it, and the commits
+//           after it, back to the last fsync of the WAL. The next `full` commit, or a
+//           checkpoint (which fsyncs the WAL first), makes it durable: the WAL is appended in
+//           order, so one fsync covers every earlier frame.
+enum class Sync { full, normal };
 }
 
 enum class JobState { Sending, Unknown, Submitted, Completed, Done, Failed, Cancelled };
@@ -170,11 +190,16 @@ class StateStore {
 
   // Transitions. Each applies to the generation this store last claimed for `key` (the newest
   // one if it never claimed it). An illegal transition or an unknown key throws std::logic_error.
+  // When a money step reaches the disk. `now`: fsynced before the call returns. `batched`:
+  // committed (safe from a crash of the process) but fsynced by the next sync(), which the
+  // caller MUST run before its next network I/O; one fsync then covers a burst of submits.
+  enum class Durable { now, batched };
   // The submit request is about to go out (called on every attempt). Until then a `sending`
   // row whose owner died is safe to submit again; after it, its outcome is unknown.
-  void mark_sent(const std::string& key);                                     // sending
+  void mark_sent(const std::string& key, Durable d = Durable::now);          // sending
   void mark_unknown(const std::string& key, const std::string& why);         // sending|unknown
-  void mark_submitted(const std::string& key, const std::string& request_id); // sending|unknown|submitted
+  void mark_submitted(const std::string& key, const std::string& request_id,
+                      Durable d = Durable::now);                              // sending|unknown|submitted
   // The moment the result arrives, BEFORE downloading. sending|unknown|submitted|completed.
   void store_result(const std::string& key, const nlohmann::json& result,
                     std::optional<double> billable_units = std::nullopt);
@@ -186,6 +211,11 @@ class StateStore {
   // the next claim submits a new generation. sending|unknown|submitted|completed.
   void mark_failed(const std::string& key, const std::string& error);
   void mark_cancelled(const std::string& key);                               // sending|unknown|submitted
+
+  // Makes every commit so far durable (one fsync of the WAL) when a `batched` step waits for
+  // it; does nothing otherwise. Throws std::runtime_error when the fsync fails (the steps stay
+  // pending, so the next sync() tries again).
+  void sync();
 
   // Refreshes the heartbeat of every row `owner` drives. Call every few seconds (< lease / 3).
   void heartbeat(const std::string& owner);
@@ -219,7 +249,9 @@ class StateStore {
 
   bool owner_alive(const std::string& owner, std::optional<std::int64_t> heartbeat_ms) const;
   std::int64_t target_generation(const std::string& key);
-  void transition(const std::string& key, const char* what, std::initializer_list<JobState> from,
+  detail::Sync commit_level(Durable d);
+  void transition(const std::string& key, const char* what, detail::Sync sync,
+                  std::initializer_list<JobState> from,
                   const std::function<void(std::int64_t gen, const JobRecord& row)>& apply);
 
   std::filesystem::path db_path_;
@@ -228,6 +260,7 @@ class StateStore {
   std::int64_t run_started_ms_ = 0;
   std::unique_ptr<detail::SqliteDb> db_;
   std::unordered_map<std::string, std::int64_t> claimed_gen_;
+  bool sync_pending_ = false;  // a `batched` step is committed but not fsynced yet
   std::recursive_mutex mu_;
 };
 

@@ -1,7 +1,8 @@
 // Money-safe runs, re-runs: a finished run is reused at $0 without a single request to fal;
 // --fresh and a new `take` pay for new jobs on purpose; a job left running on fal is re-attached
-// (never resubmitted); a stored result whose download failed is downloaded without a new submit;
-// the budget refuses a job before anything is sent and does not count reused jobs.
+// (never resubmitted); a stored result whose download failed, or whose file was lost or cut short
+// later, is downloaded without a new submit; the budget refuses a job before anything is sent and
+// does not count reused jobs.
 #include <signal.h>
 
 #include "e2e_common.h"
@@ -257,4 +258,36 @@ TEST_CASE("money rerun: the budget refuses a job before anything is sent - reuse
   json s3 = stats_of(fx);
   CHECK(s3["requests_total"] == s2["requests_total"]);
   CHECK(reuse.out.find("result\tsecond\t0\ttrue") != std::string::npos);
+}
+
+TEST_CASE("money rerun: a video lost or cut short after the run is downloaded again - no new submit",
+          "[e2e][money][rerun][download]") {
+  // Downloads are renamed into place without an fsync: after a power loss the name may hold an
+  // empty or short file, or none. The store checks size and SHA-256 before reusing it.
+  Fixture fx;
+  const std::string lua =
+      "local kling = require 'kling'\n"
+      "local r = kling.generate{ name = 'pl', prompt = 'A lighthouse in a winter storm.', duration = 5 }\n"
+      "print('result', r.name, r.request_id)\n";
+  auto first = fx.script("pl.lua", lua);
+  INFO(first.describe());
+  REQUIRE(first.exit_code == 0);
+  json s1 = stats_of(fx);
+  const std::string rid = fx.fake.jobs()[0]["request_id"];
+  const auto file = fx.out("pl") / "pl.mp4";
+  SECTION("empty") { krt::fs::resize_file(file, 0); }
+  SECTION("cut short") { krt::fs::resize_file(file, krt::fs::file_size(file) / 2); }
+  SECTION("missing") { krt::fs::remove(file); }
+
+  auto second = fx.script("pl.lua", lua);
+  INFO(second.describe());
+  REQUIRE(second.exit_code == 0);
+  json s2 = stats_of(fx);
+  CHECK(s2["jobs_created"] == 1);
+  CHECK(req(s2, "submit") == req(s1, "submit"));
+  // Only the download: no status, stream or result call either.
+  CHECK(req(s2, "cdn") - req(s1, "cdn") == 1);
+  CHECK(s2["requests_total"].get<int>() - s1["requests_total"].get<int>() == 1);
+  check_video(fx, "pl", "pl", rid);
+  CHECK(status_row(fx, "pl")["state"] == "done");
 }

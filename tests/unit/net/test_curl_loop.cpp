@@ -2,11 +2,13 @@
 
 #include <curl/curl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fakefal_process.h"
@@ -159,4 +161,56 @@ TEST_CASE("loop: a data sink sees only 2xx bodies and can abort", "[net][loop]")
   CHECK(b->body.find("Unknown control call") != std::string::npos);  // error bodies are kept
   CHECK(c->sink_aborted);
   CHECK(c->curl_code == CURLE_WRITE_ERROR);
+}
+
+TEST_CASE("loop: before_io runs before a started request reaches the network", "[net][loop]") {
+  // A listening socket that never accepts: a connection shows up as a readable listener.
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(listen(lfd, 4) == 0);
+  socklen_t len = sizeof a;
+  getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
+  auto connected = [&] {
+    pollfd p{lfd, POLLIN, 0};
+    return poll(&p, 1, 0) > 0;
+  };
+
+  Loop loop;
+  int calls = 0;
+  bool connected_at_first_call = true;
+  loop.set_before_io([&] {
+    if (++calls == 1) connected_at_first_call = connected();
+  });
+  HttpRequest req;
+  req.url = "http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/x";
+  auto id = loop.start(req, [](HttpResponse&) {});
+  CHECK(calls == 0);  // never inside start()
+  auto t0 = Clock::now();
+  while (!connected() && Clock::now() - t0 < std::chrono::seconds(5)) loop.run_once(10);
+  CHECK(calls >= 1);
+  CHECK_FALSE(connected_at_first_call);  // the hook ran, then the connection was made
+  CHECK(connected());
+  loop.cancel(id);
+  close(lfd);
+}
+
+TEST_CASE("loop: post_remote from another thread wakes a waiting loop and runs on its thread", "[net][loop]") {
+  Loop loop;
+  loop.expect_remote();
+  CHECK(loop.busy());  // run() must not return while the other thread's answer is out
+  std::thread::id ran_on;
+  std::thread other([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    loop.post_remote([&] { ran_on = std::this_thread::get_id(); });
+  });
+  auto t0 = Clock::now();
+  loop.run();  // waits up to 1 s per turn unless woken
+  auto took = Clock::now() - t0;
+  other.join();
+  CHECK(ran_on == std::this_thread::get_id());
+  CHECK(took < std::chrono::milliseconds(900));
+  CHECK_FALSE(loop.busy());
 }

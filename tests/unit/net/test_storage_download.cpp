@@ -4,9 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 #include "fakefal_process.h"
 #include "net/download.h"
@@ -355,4 +357,44 @@ TEST_CASE("download: cancelled from its progress callback, it leaves nothing beh
   CHECK(dl.active() == 0);
   CHECK_FALSE(fs::exists(dest));
   CHECK_FALSE(fs::exists(dest.string() + ".part"));
+}
+
+TEST_CASE("download: transfers take their turn in order, and a stalled one lends its slot", "[net][download][fake]") {
+  FakeFal fake;
+  TempDir d;
+  Loop loop;
+  std::vector<std::pair<json, std::string>> videos;
+  for (int i = 0; i < 3; ++i) videos.push_back(make_video(fake, loop, 400000));
+  auto opt = fast_download();
+  opt.max_transfers = 1;
+  std::unique_ptr<Downloader> dl;
+  std::vector<int> finished;   // download index, in the order the files were complete
+  std::vector<int> receiving;  // download index of each progress call, in order
+  auto start = [&](int i) {
+    dl->download(videos[i].first["video"]["url"], (d.path / (std::to_string(i) + ".mp4")).string(), 400000,
+                 [&, i](const Result<DownloadResult>& r) {
+                   CHECK(r.ok());
+                   finished.push_back(i);
+                 },
+                 [&, i](std::uint64_t, std::optional<std::uint64_t>) { receiving.push_back(i); });
+  };
+
+  SECTION("in order: the bytes of one download never interleave with the next one's") {
+    opt.slot_stall_ms = 60000;  // however slow the machine, nothing counts as stalled
+    dl = std::make_unique<Downloader>(loop, opt);
+    for (int i = 0; i < 3; ++i) start(i);
+    REQUIRE(run_until(loop, [&] { return finished.size() == 3; }));
+    CHECK(std::is_sorted(receiving.begin(), receiving.end()));
+    CHECK(receiving.front() == 0);
+  }
+  SECTION("the first one stalls: the others do not wait for it") {
+    opt.slot_stall_ms = 300;
+    dl = std::make_unique<Downloader>(loop, opt);
+    fake.fault({{"route", "cdn"}, {"action", "stall"}, {"ms", 3000}});
+    for (int i = 0; i < 3; ++i) start(i);
+    REQUIRE(run_until(loop, [&] { return finished.size() == 3; }));
+    CHECK(finished.back() == 0);  // 3 s late; 1 and 2 went ahead after 300 ms
+  }
+  for (int i = 0; i < 3; ++i)
+    CHECK(read_file(d.path / (std::to_string(i) + ".mp4")) == fake_video(videos[i].second, 400000));
 }

@@ -117,7 +117,7 @@ TEST_CASE("hash: sha256 of bytes and of files", "[store][hash]") {
   CHECK_THROWS_WITH(kr::run::sha256_file(d.path / "nope"), Catch::Contains("nope"));
 }
 
-TEST_CASE("store: open creates the directory, WAL, synchronous=FULL, versioned schema", "[store]") {
+TEST_CASE("store: open creates the directory, WAL, versioned schema", "[store]") {
   TempDir d;
   fs::path dir = d.path / "a" / ".klingrun";
   Clock clock;
@@ -125,7 +125,7 @@ TEST_CASE("store: open creates the directory, WAL, synchronous=FULL, versioned s
     auto s = open_store(dir, clock, "r1");
     CHECK(fs::exists(dir / "state.db"));
     CHECK(s->pragma("journal_mode") == "wal");
-    CHECK(s->pragma("synchronous") == "2");  // FULL
+    CHECK(s->pragma("synchronous") == "2");  // FULL; which steps use less: store_durability_test.cpp
     CHECK(s->pragma("user_version") == "1");
     CHECK(std::stoi(s->pragma("busy_timeout")) > 0);
   }
