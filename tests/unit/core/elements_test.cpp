@@ -241,7 +241,7 @@ TEST_CASE("elements: end to end through prepare()", "[elements][prepare]") {
   }
 }
 
-TEST_CASE("elements: a name is declared once; the same media again is harmless, other media is refused", "[elements]") {
+TEST_CASE("elements: a name is declared once, the same media again is harmless, other media is refused", "[elements]") {
   ElementRegistry reg;
   kr::Report first;
   Element hero = images("hero", 1);

@@ -50,7 +50,7 @@ TEST_CASE("prepare: the input is normalized, and is exactly what gets priced", "
   }
 }
 
-TEST_CASE("prepare: errors stop pricing; warnings do not", "[prepare]") {
+TEST_CASE("prepare: errors stop pricing, warnings do not", "[prepare]") {
   auto bad = krt::prep("v3/pro/t2v", {{"prompt", "a"}, {"duration", "20"}});
   CHECK_FALSE(bad.ok());
   CHECK_FALSE(bad.cost.has_value());
@@ -128,7 +128,7 @@ TEST_CASE("report: ok, merge, has_error_at, line", "[report]") {
   CHECK(s.errors[1].line() == "duration: \"20\" is above the 15 s maximum");
 }
 
-TEST_CASE("text: utf8_length counts code points; quote shortens", "[text]") {
+TEST_CASE("text: utf8_length counts code points, quote shortens", "[text]") {
   CHECK(kr::utf8_length("") == 0);
   CHECK(kr::utf8_length("abc") == 3);
   CHECK(kr::utf8_length("é") == 1);

@@ -400,7 +400,7 @@ TEST_CASE("rule 13: negative_prompt on V3, v2.6 and v2.5-turbo, not on O3", "[va
   }
 }
 
-TEST_CASE("rule 14: generate_audio is a boolean on V3, O3 and v2.6; absent on v2.5-turbo", "[validate][rule14]") {
+TEST_CASE("rule 14: generate_audio is a boolean on V3, O3 and v2.6, absent on v2.5-turbo", "[validate][rule14]") {
   for (auto& id : kAll) {
     INFO(id);
     auto& e = krt::ep(id);

@@ -90,7 +90,7 @@ TEST_CASE("loop: connection refused is reported with nothing sent", "[net][loop]
   CHECK_FALSE(got->ok());
 }
 
-TEST_CASE("loop: a cancelled transfer never calls back; a missing upload file fails cleanly", "[net][loop]") {
+TEST_CASE("loop: a cancelled transfer never calls back, a missing upload file fails cleanly", "[net][loop]") {
   kr::test::FakeFal fake;
   Loop loop;
   HttpRequest req;

@@ -245,7 +245,7 @@ TEST_CASE("queue: submit 429 that persists ends as rate_limited", "[net][queue][
   CHECK(fake.stats()["jobs_created"] == 0);
 }
 
-TEST_CASE("queue: submit dropped before fal read the request is resent; one job", "[net][queue][fake]") {
+TEST_CASE("queue: submit dropped before fal read the request is resent, one job", "[net][queue][fake]") {
   FakeFal fake({"--queue-ms", "20", "--run-ms", "50"});
   Loop loop;
   FalQueue q(loop, fake.config(), fast());
@@ -479,7 +479,7 @@ TEST_CASE("queue: cancel(handle) reports cancelled and cancels on fal", "[net][q
   CHECK(fake.jobs()[0]["cancelled"] == true);
 }
 
-TEST_CASE("queue: attach follows a job submitted elsewhere; cancel_request", "[net][queue][fake]") {
+TEST_CASE("queue: attach follows a job submitted elsewhere, cancel_request", "[net][queue][fake]") {
   FakeFal fake({"--queue-ms", "20", "--run-ms", "100"});
   auto sub = fake.call("POST", "/queue/fal-ai/kling-video/v3/pro/text-to-video", prompt("elsewhere").dump());
   std::string rid = sub["request_id"];

@@ -6,7 +6,7 @@
 
 using namespace kr::net;
 
-TEST_CASE("endpoint id splits into owner, alias and path; app id drops the path", "[net][urls]") {
+TEST_CASE("endpoint id splits into owner, alias and path, app id drops the path", "[net][urls]") {
   auto e = parse_endpoint_id("fal-ai/kling-video/v3/pro/text-to-video");
   CHECK(e.ns.empty());
   CHECK(e.owner == "fal-ai");
@@ -83,7 +83,7 @@ TEST_CASE("multipart part and complete URLs keep the signed query at the end", "
   CHECK(fal_url::upload_part("https://s.example/u/1", 1) == "https://s.example/u/1/1");
 }
 
-TEST_CASE("FalConfig::from_env: FAL_KEY wins, else id:secret; base URLs overridable", "[net][urls]") {
+TEST_CASE("FalConfig::from_env: FAL_KEY wins, else id:secret, base URLs overridable", "[net][urls]") {
   unsetenv("FAL_KEY");
   setenv("FAL_KEY_ID", "id", 1);
   setenv("FAL_KEY_SECRET", "sec", 1);

@@ -141,7 +141,7 @@ bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p,
 
 }  // namespace
 
-TEST_CASE("wire: API calls carry key, JSON headers and user agent; follow-up URLs are built, not taken",
+TEST_CASE("wire: API calls carry key, JSON headers and user agent, follow-up URLs are built, not taken",
           "[net][wire]") {
   std::string base;
   CaptureServer srv([&](const Captured& r) -> std::string {

@@ -26,7 +26,7 @@ TEST_CASE("sse: data lines, blank-line dispatch, comments", "[net][sse]") {
   CHECK(c.comments[0] == " keep-alive");
 }
 
-TEST_CASE("sse: multi-line data joins with newlines; event and id fields", "[net][sse]") {
+TEST_CASE("sse: multi-line data joins with newlines, event and id fields", "[net][sse]") {
   Collect c;
   c.parser.feed("event: status\nid: 7\ndata: a\ndata:b\ndata:  c\n\n");
   REQUIRE(c.events.size() == 1);

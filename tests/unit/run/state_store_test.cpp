@@ -219,7 +219,7 @@ TEST_CASE("store: full lifecycle, then Reuse from another process costs nothing"
   CHECK(b->history("k").size() == 1);  // nothing new was recorded
 }
 
-TEST_CASE("store: the result is stored before files; a crash then means Download, not Submit", "[store][claim]") {
+TEST_CASE("store: the result is stored before files, a crash then means Download, not Submit", "[store][claim]") {
   TempDir d;
   Clock clock;
   auto a = open_store(d.path, clock, "a");
@@ -343,7 +343,7 @@ TEST_CASE("store: heartbeat keeps ownership alive past the lease", "[store][clai
   CHECK(b->claim(intent("k")).action == Claim::Attach);
 }
 
-TEST_CASE("store: sent, then its owner died → Unknown; never resubmitted unless asked", "[store][claim]") {
+TEST_CASE("store: sent, then its owner died → Unknown, never resubmitted unless asked", "[store][claim]") {
   TempDir d;
   Clock clock;
   auto a = open_store(d.path, clock, "a");
@@ -425,7 +425,7 @@ TEST_CASE("store: unsent sending whose owner died → Submit again, same generat
   CHECK(b->history("k").size() == 1);
 }
 
-TEST_CASE("store: mark_sent sets sent_ms; it is null right after the claim", "[store][sent]") {
+TEST_CASE("store: mark_sent sets sent_ms, it is null right after the claim", "[store][sent]") {
   TempDir d;
   Clock clock;
   auto a = open_store(d.path, clock, "a");
@@ -518,7 +518,7 @@ TEST_CASE("store: mark_sent is refused in every state but sending", "[store][sen
   CHECK_NOTHROW(a->mark_sent("k-sending"));
 }
 
-TEST_CASE("store: mark_unknown → Unknown; resubmit_unknown → Submit", "[store][claim]") {
+TEST_CASE("store: mark_unknown → Unknown, resubmit_unknown → Submit", "[store][claim]") {
   TempDir d;
   Clock clock;
   auto a = open_store(d.path, clock, "a");
