@@ -111,6 +111,10 @@ net::JobCallbacks FalBackend::callbacks(Job& job) {
   cb.on_sending = [this, &job] {
     job.phase = Phase::submitting;
     if (hooks_.event) hooks_.event(job, JobEvent::sending);
+    // The store vetoed the send (another process took the job over): cancelling here, inside
+    // on_sending, means the queue sends nothing; fail() reports it as claim_lost.
+    if (job.claim_lost)
+      if (auto it = active_.find(&job); it != active_.end() && it->second->queue_id) queue_.cancel(it->second->queue_id);
   };
   cb.on_submitted = [this, &job](const std::string& id) {
     job.request_id = id;
@@ -174,6 +178,13 @@ void FalBackend::download(Job& job) {
 }
 
 void FalBackend::fail(Job& job, const net::FalError& e) {
+  if (job.claim_lost) {
+    job.fail(JobError{"claim_lost", "not sent: another klingrun process took this job over while this one stalled; it will run it",
+                      {}, "", "nothing was sent from this process; see `klingrun status`"});
+    job.phase = Phase::failed;
+    finish(job);
+    return;
+  }
   job.fail(job_error(e));
   // Only a submit that fal accepted has a request id; a refused one (401, 422 at submit) does not.
   job.error->request_id = job.request_id;

@@ -51,6 +51,7 @@ struct Job {
   bool sent = false;          // the submit went out this run (fal may bill it)
   bool attached = false;      // re-attached to a request already on fal
   bool offline = false;
+  bool claim_lost = false;    // the store refused to mark it sent: another process drives it
   std::string request_id;
   int queue_position = -1;
   std::string last_log;

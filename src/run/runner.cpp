@@ -365,6 +365,9 @@ void Runner::record(Job& job, JobEvent e) {
       default: return;
     }
     manifest_dirty_.insert(job.key);
+  } catch (const ClaimLost& ex) {
+    job.claim_lost = true;  // the backend sees it right after this hook and sends nothing
+    store_warn(job, ex);
   } catch (const std::exception& ex) {
     store_warn(job, ex);
   }
@@ -401,7 +404,8 @@ void Runner::record_end(Job& job) {
       st->mark_unknown(job.key, job.error ? job.error->message : "outcome unknown");
     } else if (job.phase == Phase::cancelled && (row->state == JobState::Sending || row->state == JobState::Submitted || row->state == JobState::Unknown)) {
       st->mark_cancelled(job.key);
-    } else if (job.phase == Phase::failed && job.error && job.error->kind != "state" && job.error->kind != "budget") {
+    } else if (job.phase == Phase::failed && job.error && job.error->kind != "state" && job.error->kind != "budget" &&
+               job.error->kind != "claim_lost") {  // claim_lost: the row is another process's now
       // Once fal has accepted a job it may be running or done, and paid for: only fal's own
       // verdict marks it failed. Trouble reaching fal (status/result calls, a download) leaves
       // it submitted/completed, so the next run re-attaches or downloads instead of paying again.

@@ -799,7 +799,13 @@ void StateStore::sync() {
 }
 
 void StateStore::mark_sent(const std::string& key, Durable d) {
-  transition(key, "mark_sent", commit_level(d), {JobState::Sending}, [&](std::int64_t gen, const JobRecord&) {
+  transition(key, "mark_sent", commit_level(d), {JobState::Sending}, [&](std::int64_t gen, const JobRecord& row) {
+    // The veto: between our claim and this send, we may have stalled past the lease, and
+    // another process may have claimed the row (same generation, its owner). Both sending
+    // would pay twice.
+    if (row.owner != owner_)
+      throw ClaimLost("job " + short_key(key) + " is now driven by " + (row.owner.empty() ? std::string("nobody") : row.owner) +
+                      " (this process stalled past the lease); not sending it from here");
     Stmt st(*db_, "UPDATE jobs SET sent_ms=?3 WHERE key=?1 AND gen=?2");
     st.bind(1, key).bind(2, gen).bind(3, now_ms()).run();
   });

@@ -169,6 +169,12 @@ struct StoreOptions {
   std::chrono::milliseconds busy_timeout{60000};
 };
 
+// mark_sent() found the row driven by another owner: this process stalled past the lease and
+// another one took the job over. The caller must not send (the other process will).
+struct ClaimLost : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 class StateStore {
  public:
   // Opens (creating the directory and the database if missing) `dir`/state.db.
@@ -195,7 +201,8 @@ class StateStore {
   // caller MUST run before its next network I/O; one fsync then covers a burst of submits.
   enum class Durable { now, batched };
   // The submit request is about to go out (called on every attempt). Until then a `sending`
-  // row whose owner died is safe to submit again; after it, its outcome is unknown.
+  // row whose owner died is safe to submit again; after it, its outcome is unknown. Throws
+  // ClaimLost (and records nothing) when another owner has taken the row over meanwhile.
   void mark_sent(const std::string& key, Durable d = Durable::now);          // sending
   void mark_unknown(const std::string& key, const std::string& why);         // sending|unknown
   void mark_submitted(const std::string& key, const std::string& request_id,

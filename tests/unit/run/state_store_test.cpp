@@ -411,6 +411,11 @@ TEST_CASE("store: unsent sending whose owner died → Submit again, same generat
   REQUIRE(h.size() == 1);
   CHECK(h[0].state == JobState::Sending);
 
+  // a wakes up from its stall and is about to send: the store vetoes it, recording nothing.
+  CHECK_THROWS_AS(a->mark_sent("k"), kr::run::ClaimLost);
+  CHECK_FALSE(b->get("k")->sent_ms);
+  CHECK(b->get("k")->owner == b->owner());
+
   // b drives it now: another process waits, and b itself does not submit twice.
   auto e = open_store(d.path, clock, "e");
   CHECK(e->claim(intent("k")).action == Claim::WaitOther);
