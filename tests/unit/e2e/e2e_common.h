@@ -70,6 +70,23 @@ struct Fixture {
   std::vector<std::string> outputs(const std::string& script_stem) const { return krt::list_files(out(script_stem)); }
 };
 
+// `klingrun status --json` in the fixture's directory: the state store's rows.
+inline json status_json(Fixture& fx) {
+  auto r = krt::run_klingrun(fx.dir.path(), {"status", "--json"}, fx.fake.env());
+  INFO(r.describe());
+  REQUIRE(r.exit_code == 0);
+  json rows = json::parse(r.out, nullptr, false);
+  REQUIRE(rows.is_array());
+  return rows;
+}
+
+// The row of the job called `name`, or null.
+inline json row_named(const json& rows, const std::string& name) {
+  for (auto& r : rows)
+    if (r["name"] == name) return r;
+  return json();
+}
+
 inline bool any_part_file(const std::vector<std::string>& files) {
   for (auto& f : files)
     if (f.size() >= 5 && f.compare(f.size() - 5, 5, ".part") == 0) return true;

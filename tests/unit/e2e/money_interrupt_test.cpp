@@ -20,21 +20,6 @@ const char* kLong =
     "end\n"
     "for _, r in ipairs(kling.wait_all(jobs)) do print('result', r.name, r.request_id) end\n";
 
-json status_json(Fixture& fx) {
-  auto r = krt::run_klingrun(fx.dir.path(), {"status", "--json"}, fx.fake.env());
-  INFO(r.describe());
-  REQUIRE(r.exit_code == 0);
-  json rows = json::parse(r.out, nullptr, false);
-  REQUIRE(rows.is_array());
-  return rows;
-}
-
-json row_named(const json& rows, const std::string& name) {
-  for (auto& r : rows)
-    if (r["name"] == name) return r;
-  return json();
-}
-
 // Starts the script and returns once both first jobs are IN_PROGRESS on the fake.
 std::unique_ptr<krt::Process> start_and_wait_running(Fixture& fx, std::vector<std::string> opts) {
   krt::write_file(fx.dir / "long.lua", kLong);

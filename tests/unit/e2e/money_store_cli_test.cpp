@@ -25,21 +25,6 @@ krt::ProcResult klingrun(Fixture& fx, std::vector<std::string> args) {
   return krt::run_klingrun(fx.dir.path(), args, fx.fake.env(), 60);
 }
 
-json status_json(Fixture& fx) {
-  auto r = klingrun(fx, {"status", "--json"});
-  INFO(r.describe());
-  REQUIRE(r.exit_code == 0);
-  json rows = json::parse(r.out, nullptr, false);
-  REQUIRE(rows.is_array());
-  return rows;
-}
-
-json row_named(const json& rows, const std::string& name) {
-  for (auto& r : rows)
-    if (r["name"] == name) return r;
-  return json();
-}
-
 // The line of `klingrun status` (table) for job `name`.
 std::string table_line(const std::string& table, const std::string& name) {
   for (auto& l : krt::split_lines(table))
