@@ -69,11 +69,6 @@ void compile_rules(Endpoint& ep) {
 
 }  // namespace
 
-std::string Endpoint::str(std::string_view key) const {
-  auto it = spec.find(std::string(key));
-  return (it != spec.end() && it->is_string()) ? it->get<std::string>() : std::string();
-}
-
 Catalog::Catalog(const json& doc) : doc_(doc) {
   for (auto& e : doc_.at("endpoints")) {
     Endpoint ep;

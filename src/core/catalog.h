@@ -51,8 +51,6 @@ struct Endpoint {
   const FieldSpec* duration = nullptr; // the duration field (its enum)
   std::vector<const FieldSpec*> media_fields;  // fields that carry files (image/video)
   bool has(std::string_view name) const { return field_spec(name) != nullptr; }
-  // Value of a top-level key of the entry (e.g. "start_image"), or "" when absent.
-  std::string str(std::string_view key) const;
 };
 
 class Catalog {

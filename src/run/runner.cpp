@@ -25,18 +25,14 @@ const char* phase_name(Phase p) {
   return "?";
 }
 
-std::string request_identity(const std::string& endpoint_id, const json& input, int take) {
+std::string request_key(const std::string& endpoint_id, const json& input, int take) {
   // nlohmann's json object is an ordered map: dump() is canonical (sorted keys, no spaces).
   std::string canonical = endpoint_id;
   canonical += '\n';
   canonical += input.dump();
   canonical += '\n';
   canonical += std::to_string(take);
-  return canonical;
-}
-
-std::string request_key(const std::string& endpoint_id, const json& input, int take) {
-  return sha256_hex(request_identity(endpoint_id, input, take));
+  return sha256_hex(canonical);
 }
 
 namespace {

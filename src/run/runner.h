@@ -131,11 +131,10 @@ class Runner {
   std::vector<std::function<void(const Job&)>> listeners_;
 };
 
-// The canonical request: endpoint id, normalized input (keys sorted, no spaces), take.
-std::string request_identity(const std::string& endpoint_id, const json& input, int take);
-// A hash of the same (endpoint, canonical input, take), for finding identical jobs in a run.
+// A hash of (endpoint, canonical input, take), for finding identical jobs in a run.
 std::size_t identity_hash(const Endpoint& endpoint, const json& canonical, int take);
-// Hex SHA-256 of request_identity(): the job's name in the state store and the manifest.
+// Hex SHA-256 of the canonical request (endpoint id, normalized input with keys sorted, take):
+// the job's name in the state store and the manifest.
 std::string request_key(const std::string& endpoint_id, const json& input, int take);
 // A name safe as a file name: letters, digits, '-', '_', '.'; others become '_'.
 std::string safe_name(const std::string& name);

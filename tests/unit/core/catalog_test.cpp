@@ -119,12 +119,12 @@ TEST_CASE("catalog: field matrix of §2", "[catalog]") {
   CHECK(with_images == std::set<std::string>{"o3/pro/r2v", "o3/standard/r2v"});
   CHECK(with_voices == std::set<std::string>{"v2.6/pro/i2v"});
   // Start frame names.
-  CHECK(krt::ep("v3/pro/i2v").str("start_image") == "start_image_url");
-  CHECK(krt::ep("v2.6/pro/i2v").str("start_image") == "start_image_url");
-  CHECK(krt::ep("o3/pro/i2v").str("start_image") == "image_url");
-  CHECK(krt::ep("v2.5-turbo/pro/i2v").str("start_image") == "image_url");
-  CHECK(krt::ep("o3/pro/r2v").str("start_image") == "");
-  CHECK(krt::ep("v2.5-turbo/pro/i2v").str("end_image") == "tail_image_url");
+  CHECK(krt::ep("v3/pro/i2v").start_image == "start_image_url");
+  CHECK(krt::ep("v2.6/pro/i2v").start_image == "start_image_url");
+  CHECK(krt::ep("o3/pro/i2v").start_image == "image_url");
+  CHECK(krt::ep("v2.5-turbo/pro/i2v").start_image == "image_url");
+  CHECK(krt::ep("o3/pro/r2v").start_image == "");
+  CHECK(krt::ep("v2.5-turbo/pro/i2v").spec.value("end_image", "") == "tail_image_url");
   // Audio defaults: V3/v2.6 on, O3 off.
   for (auto& e : Catalog::builtin().all()) {
     if (!e.has("generate_audio")) continue;

@@ -18,7 +18,7 @@ const char* kVid = "https://cdn.test/v.mp4";
 json base(const std::string& id) {
   auto& e = krt::ep(id);
   json in = {{"prompt", "a red fox runs through snow"}};
-  std::string start = e.str("start_image");
+  std::string start = e.start_image;
   if (!start.empty()) in[start] = kImg;
   return in;
 }
