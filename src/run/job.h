@@ -52,6 +52,7 @@ struct Job {
   bool attached = false;      // re-attached to a request already on fal
   bool offline = false;
   bool claim_lost = false;    // the store refused to mark it sent: another process drives it
+  bool holds_slot = false;    // counts against the runner's concurrency (until fal has finished it)
   std::string request_id;
   int queue_position = -1;
   std::string last_log;

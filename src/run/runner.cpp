@@ -231,7 +231,9 @@ void Runner::start_waiting() {
     Job* job = waiting_.front();
     waiting_.pop_front();
     if (opts_.store && !claim(*job)) continue;
-    ++in_flight_;
+    // A stored result only needs its download: nothing runs on fal, so it takes no slot.
+    job->holds_slot = job->resume != Resume::download;
+    if (job->holds_slot) ++in_flight_;
     backend_->start(*job);
   }
 }
@@ -446,8 +448,14 @@ void Runner::cancel_all() {
     if (!run::finished(j->phase)) backend_->cancel(*j);
 }
 
-void Runner::on_finished(Job& job) {
+void Runner::release_slot(Job& job) {
+  if (!job.holds_slot) return;
+  job.holds_slot = false;
   --in_flight_;
+}
+
+void Runner::on_finished(Job& job) {
+  release_slot(job);
   --unfinished_;
   job.t_done = now();
   record_end(job);
@@ -461,6 +469,11 @@ void Runner::on_event(Job& job, JobEvent e) {
   if (job.phase == Phase::running && job.t_started == 0) job.t_started = now();
   if (e == JobEvent::result) job.t_completed = now();
   record(job, e);
+  // The concurrency limit counts jobs on fal. Once fal has answered with the result, the job
+  // is off fal and only its download remains (the backend runs those two at a time), so the
+  // next job is submitted now instead of after the download: a wave's downloads overlap the
+  // next wave's run time.
+  if (e == JobEvent::result) release_slot(job);
   notify(job);
 }
 

@@ -93,6 +93,7 @@ class Runner {
 
  private:
   void on_finished(Job& job);
+  void release_slot(Job& job);
   Job* job_named(const std::string& name) const;
   // Asks the store what to do with a job about to start; false when it needs no backend
   // (reused, unknown, refused) or must wait for another process.
