@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <unordered_map>
 
 namespace kr::run {
 
@@ -107,10 +109,12 @@ fs::path display_path(const fs::path& p, const fs::path& base_dir) {
   return rel;
 }
 
-bool same_entry(const json& e, const JobRecord& job) {
-  if (e.value("key", std::string()) == job.key) return true;
-  return !job.name.empty() && e.value("name", std::string()) == job.name &&
-         e.value("take", 0) == job.take;
+// An entry is found by its job key or, for a named job, by (name, take).
+std::string name_take(const std::string& name, int take) { return name + '\x1f' + std::to_string(take); }
+
+const std::string* string_field(const json& e, const char* k) {
+  auto it = e.find(k);
+  return it != e.end() && it->is_string() ? it->get_ptr<const std::string*>() : nullptr;
 }
 
 double round_usd(double x) { return std::round(x * 1e6) / 1e6; }
@@ -198,20 +202,29 @@ void ManifestWriter::update(const std::vector<JobRecord>& batch) {
     while (::flock(lock.get(), LOCK_EX) != 0 && errno == EINTR) {
     }
 
-  json doc = read_manifest(path_);
+  // The file is read back only when someone else has written it since this writer did.
+  auto on_disk = file_id(path_);
+  bool mine = on_disk && doc_file_ && *on_disk == *doc_file_;
+  json doc = mine ? doc_ : read_manifest(path_);
   if (doc.is_null()) doc = doc_;
   json& jobs = doc["jobs"];
 
+  // Index the entries once: a batch of b jobs into a manifest of n costs n + b, not n × b.
+  std::unordered_map<std::string, std::size_t> by_key, by_name;
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    if (auto* k = string_field(jobs[i], "key")) by_key.try_emplace(*k, i);
+    if (auto* n = string_field(jobs[i], "name")) by_name.try_emplace(name_take(*n, jobs[i].value("take", 0)), i);
+  }
   for (const JobRecord& job : batch) {
-    json entry = entry_for(job, dir);
-    bool found = false;
-    for (auto& e : jobs)
-      if (same_entry(e, job)) {
-        e = entry;
-        found = true;
-        break;
-      }
-    if (!found) jobs.push_back(std::move(entry));
+    std::size_t at = jobs.size();
+    if (auto it = by_key.find(job.key); it != by_key.end()) at = it->second;
+    if (!job.name.empty())
+      if (auto it = by_name.find(name_take(job.name, job.take)); it != by_name.end()) at = std::min(at, it->second);
+    if (at == jobs.size()) jobs.push_back(nullptr);
+    else if (auto* old = string_field(jobs[at], "key"); old && *old != job.key) by_key.erase(*old);
+    jobs[at] = entry_for(job, dir);
+    by_key[job.key] = at;
+    if (!job.name.empty()) by_name[name_take(job.name, job.take)] = at;
   }
 
   if (script_.empty()) script_ = doc.value("script", std::string());
@@ -235,8 +248,96 @@ void ManifestWriter::update(const std::vector<JobRecord>& batch) {
                    {"estimated_usd", round_usd(usd)}};
   out["jobs"] = std::move(jobs);
 
+  doc_file_.reset();
   write_atomically(path_, out.dump(2) + "\n");
+  doc_file_ = file_id(path_);  // still under the lock: no other writer has touched it yet
   doc_ = std::move(out);
+}
+
+std::optional<ManifestWriter::FileId> ManifestWriter::file_id(const fs::path& p) {
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) return std::nullopt;
+  auto ns = [](const timespec& t) { return static_cast<std::int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec; };
+  return FileId{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
+                static_cast<std::uint64_t>(st.st_size), ns(st.st_mtim), ns(st.st_ctim)};
+}
+
+ManifestWriter::~ManifestWriter() {
+  {
+    std::lock_guard lk(qmu_);
+    stop_ = true;
+  }
+  wake_.notify_one();
+  if (writer_.joinable()) writer_.join();
+}
+
+void ManifestWriter::post(std::vector<JobRecord> jobs) {
+  if (jobs.empty()) return;
+  std::lock_guard lk(qmu_);
+  for (auto& j : jobs) {
+    auto [it, fresh] = queued_index_.try_emplace(j.key, queued_.size());
+    if (fresh) queued_.push_back(std::move(j));
+    else queued_[it->second] = std::move(j);
+  }
+  ++posted_;
+  if (!writer_.joinable()) writer_ = std::thread([this] { run_writer(); });
+  wake_.notify_one();
+}
+
+std::string ManifestWriter::drain() {
+  std::unique_lock lk(qmu_);
+  if (!writer_.joinable()) return "";
+  const std::uint64_t target = posted_, begun = started_;
+  retry_ = true;
+  wake_.notify_one();
+  idle_.wait(lk, [&] { return written_ >= target || (!writing_ && failed_start_ > begun); });
+  return written_ >= target ? "" : error_;
+}
+
+void ManifestWriter::run_writer() {
+  std::unique_lock lk(qmu_);
+  std::uint64_t failed_at = 0;  // posted_ when the last failed write took its rows (0: none failed)
+  for (;;) {
+    // After a failure, wait for new rows or a drain() before trying again: no busy retry loop.
+    wake_.wait(lk, [&] { return stop_ || retry_ || (!queued_.empty() && posted_ != failed_at); });
+    const bool last = stop_;
+    retry_ = false;
+    if (!queued_.empty()) {
+      std::vector<JobRecord> batch = std::move(queued_);
+      queued_.clear();
+      queued_index_.clear();
+      const std::uint64_t covers = posted_;
+      const std::uint64_t attempt = ++started_;
+      writing_ = true;
+      lk.unlock();
+      std::string err;
+      try {
+        update(batch);
+      } catch (const std::exception& e) {
+        err = e.what();
+      }
+      lk.lock();
+      writing_ = false;
+      error_ = err;
+      if (err.empty()) {
+        written_ = covers;
+        failed_at = 0;
+      } else {
+        // Back in front of what was posted meanwhile; a newer row of the same key wins.
+        std::vector<JobRecord> merged;
+        std::unordered_map<std::string, std::size_t> index;
+        for (auto& j : batch)
+          if (!queued_index_.count(j.key)) index.emplace(j.key, merged.size()), merged.push_back(std::move(j));
+        for (auto& j : queued_) index[j.key] = merged.size(), merged.push_back(std::move(j));
+        queued_ = std::move(merged);
+        queued_index_ = std::move(index);
+        failed_start_ = attempt;
+        failed_at = covers;
+      }
+    }
+    idle_.notify_all();
+    if (last) return;
+  }
 }
 
 }  // namespace kr::run

@@ -371,22 +371,25 @@ void Runner::record(Job& job, JobEvent e) {
   }
 }
 
-// The manifest is rewritten whole (atomically, merged with other processes' entries), so the
-// jobs that changed are written together at most twice a second, and at the end of the run.
+// The manifest is rewritten whole (atomically, merged with other processes' entries) by the
+// writer's background thread; the jobs that changed are handed over at most twice a second, and
+// at the end of the run, which waits until they are on disk.
 void Runner::flush_manifest(bool force) {
-  if (!opts_.manifest || !opts_.store || manifest_dirty_.empty()) return;
+  if (!opts_.manifest || !opts_.store) return;
   double t = now();
-  if (!force && t - last_manifest_ < 0.5) return;
-  last_manifest_ = t;
-  std::vector<JobRecord> rows;
-  try {
-    for (auto& key : manifest_dirty_)
-      if (auto row = opts_.store->get(key)) rows.push_back(std::move(*row));
-    manifest_dirty_.clear();
-    opts_.manifest->update(rows);
-  } catch (const std::exception&) {
-    // Kept dirty: the next flush tries again; the store, not the manifest, is the record.
+  if (!manifest_dirty_.empty() && (force || t - last_manifest_ >= 0.5)) {
+    last_manifest_ = t;
+    std::vector<JobRecord> rows;
+    try {
+      for (auto& key : manifest_dirty_)
+        if (auto row = opts_.store->get(key)) rows.push_back(std::move(*row));
+      manifest_dirty_.clear();
+      opts_.manifest->post(std::move(rows));  // a failed write keeps its rows for the next one
+    } catch (const std::exception&) {
+      // Kept dirty: the next flush tries again; the store, not the manifest, is the record.
+    }
   }
+  if (force) opts_.manifest->drain();
 }
 
 void Runner::record_end(Job& job) {

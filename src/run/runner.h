@@ -84,7 +84,8 @@ class Runner {
   // Called whenever a job changes (accepted, started, progress, finished).
   void on_change(std::function<void(const Job&)> fn) { listeners_.push_back(std::move(fn)); }
 
-  // Writes the manifest entries of jobs that changed (force: now, else at most twice a second).
+  // Hands the manifest entries of jobs that changed to the manifest writer (force: now, and wait
+  // until they are written; else at most twice a second).
   void flush_manifest(bool force);
 
   // plan.json: every job with name, endpoint, normalized input and cost.

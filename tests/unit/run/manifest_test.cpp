@@ -180,6 +180,11 @@ TEST_CASE("manifest: a new writer keeps what is on disk", "[manifest]") {
   w3.update(job("e", "e", JobState::Sending));
   m = read_json(path);
   CHECK(m["jobs"].size() == 5);
+  // w2 wrote the file last but w3 has written since: w2 must read it again, not reuse its copy.
+  w2.update(job("f", "f", JobState::Sending));
+  m = read_json(path);
+  REQUIRE(m["jobs"].size() == 6);
+  CHECK(m["jobs"][4]["key"] == "e");
 
   // A script name is taken from the jobs when not given.
   fs::path p2 = d.path / "other" / "manifest.json";
@@ -238,4 +243,64 @@ TEST_CASE("manifest: write errors name the path", "[manifest]") {
   std::ofstream(d.path / "file") << "x";
   ManifestWriter w(d.path / "file" / "manifest.json", "s");
   CHECK_THROWS_WITH(w.update(job("k", "k", JobState::Sending)), Catch::Contains("file"));
+}
+
+TEST_CASE("manifest: post() writes in the background, drain() waits until it is on disk", "[manifest]") {
+  TempDir d;
+  fs::path path = d.path / "manifest.json";
+  ManifestWriter w(path, "film");
+  CHECK(w.drain() == "");  // nothing posted: nothing to wait for
+  for (int i = 0; i < 30; ++i) {
+    std::vector<JobRecord> rows;
+    for (int k = 0; k < 10; ++k)
+      rows.push_back(job("k" + std::to_string(k), "n" + std::to_string(k), i < 29 ? JobState::Submitted : JobState::Done));
+    w.post(std::move(rows));
+  }
+  CHECK(w.drain() == "");
+  ojson m = read_json(path);
+  REQUIRE(m["jobs"].size() == 10);
+  for (auto& e : m["jobs"]) CHECK(e["state"] == "done");  // the last state posted wins
+  CHECK(m["totals"]["done"] == 10);
+  CHECK_FALSE(has_tmp(d.path));
+}
+
+TEST_CASE("manifest: rows whose background write failed go out with the next write", "[manifest]") {
+  TempDir d;
+  std::ofstream(d.path / "blocked") << "x";  // a file where the manifest's directory should be
+  fs::path path = d.path / "blocked" / "manifest.json";
+  {
+    ManifestWriter w(path, "film");
+    w.post({job("a", "a", JobState::Done)});
+    std::string err = w.drain();
+    CHECK_THAT(err, Catch::Contains("blocked"));
+    w.post({job("b", "b", JobState::Sending)});
+    CHECK(w.drain() != "");  // still blocked: a, b queued
+    fs::remove(d.path / "blocked");
+    w.post({job("b", "b", JobState::Done)});
+    CHECK(w.drain() == "");
+    ojson m = read_json(path);
+    REQUIRE(m["jobs"].size() == 2);
+    CHECK(m["jobs"][0]["key"] == "a");  // first posted, first in the file
+    CHECK(m["jobs"][1]["state"] == "done");
+  }
+  // A drain() alone retries what is queued.
+  TempDir d2;
+  std::ofstream(d2.path / "blocked") << "x";
+  fs::path p2 = d2.path / "blocked" / "manifest.json";
+  ManifestWriter w2(p2, "film");
+  w2.post({job("c", "c", JobState::Done)});
+  CHECK(w2.drain() != "");
+  fs::remove(d2.path / "blocked");
+  CHECK(w2.drain() == "");
+  CHECK(read_json(p2)["jobs"].size() == 1);
+}
+
+TEST_CASE("manifest: the destructor writes what is still queued", "[manifest]") {
+  TempDir d;
+  fs::path path = d.path / "manifest.json";
+  {
+    ManifestWriter w(path, "film");
+    for (int i = 0; i < 20; ++i) w.post({job("k" + std::to_string(i), "n" + std::to_string(i), JobState::Done)});
+  }
+  CHECK(read_json(path)["jobs"].size() == 20);
 }
