@@ -206,8 +206,11 @@ void FalQueue::submit(JobId id) {
   j->submit_timer = 0;
   if (j->cb.on_sending) {
     auto f = j->cb.on_sending;
-    f();
+    const bool send = f();
     if (!(j = find(id))) return;  // cancelled from the callback: nothing was sent
+    if (!send)
+      return finish_error(id, FalError{FalError::Kind::cancelled, 0, "", "not sent: the submit was called off before it left",
+                                       {}, "", false});
   }
   std::string url = fal_url::submit(config_, j->ep);
   if (!j->opt.webhook_url.empty()) url += "?fal_webhook=" + url_encode(j->opt.webhook_url);

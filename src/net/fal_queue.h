@@ -55,7 +55,10 @@ struct ResultMeta {
 };
 
 struct JobCallbacks {
-  std::function<void()> on_sending;  // each time the submit request is about to be handed to curl
+  // Each time the submit is about to be handed to curl. Returning false sends nothing: the job
+  // ends with on_error (cancelled, "not sent"). A caller that must record the send durably
+  // first (the state store) vetoes here when it cannot.
+  std::function<bool()> on_sending;
   std::function<void(const std::string& request_id)> on_submitted;
   std::function<void(const QueueStatus&)> on_status;  // on a change of state/position, or new logs
   std::function<void(nlohmann::json output, const ResultMeta&)> on_result;

@@ -111,10 +111,9 @@ net::JobCallbacks FalBackend::callbacks(Job& job) {
   cb.on_sending = [this, &job] {
     job.phase = Phase::submitting;
     if (hooks_.event) hooks_.event(job, JobEvent::sending);
-    // The store vetoed the send (another process took the job over): cancelling here, inside
-    // on_sending, means the queue sends nothing; fail() reports it as claim_lost.
-    if (job.claim_lost)
-      if (auto it = active_.find(&job); it != active_.end() && it->second->queue_id) queue_.cancel(it->second->queue_id);
+    // The store refused to mark it sent (another process took the job over): send nothing;
+    // fail() reports it as claim_lost.
+    return !job.claim_lost;
   };
   cb.on_submitted = [this, &job](const std::string& id) {
     job.request_id = id;

@@ -467,11 +467,11 @@ void Runner::on_finished(Job& job) {
 }
 
 void Runner::on_event(Job& job, JobEvent e) {
-  if (e == JobEvent::sending) job.sent = true;
   if (e == JobEvent::submitted && job.t_submitted == 0) job.t_submitted = now();
   if (job.phase == Phase::running && job.t_started == 0) job.t_started = now();
   if (e == JobEvent::result) job.t_completed = now();
   record(job, e);
+  if (e == JobEvent::sending && !job.claim_lost) job.sent = true;  // a vetoed send never leaves
   // The concurrency limit counts jobs on fal. Once fal has answered with the result, the job
   // is off fal and only its download remains (the backend runs those two at a time), so the
   // next job is submitted now instead of after the download: a wave's downloads overlap the

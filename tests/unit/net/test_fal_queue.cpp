@@ -43,6 +43,7 @@ struct Rec {
     c.on_sending = [this] {
       ++sending;
       threads.insert(std::this_thread::get_id());
+      return true;
     };
     c.on_submitted = [this](const std::string& rid) { submitted = rid; };
     c.on_status = [this](const QueueStatus& s) {
@@ -218,6 +219,7 @@ TEST_CASE("queue: submit 429 with Retry-After is retried after the asked pause",
   cb.on_sending = [&, inner] {
     inner();
     if (r.sending == 2) second_send = std::chrono::steady_clock::now();
+    return true;
   };
   q.start(kT2V, prompt("rate limited"), cb);
   REQUIRE(run_until(loop, [&] { return r.done(); }));
@@ -243,6 +245,34 @@ TEST_CASE("queue: submit 429 that persists ends as rate_limited", "[net][queue][
   CHECK(r.error->kind == FalError::Kind::rate_limited);
   CHECK(r.sending == 3);
   CHECK(fake.stats()["jobs_created"] == 0);
+}
+
+TEST_CASE("queue: on_sending returning false sends nothing and ends the job", "[net][queue][fake]") {
+  FakeFal fake({"--queue-ms", "20", "--run-ms", "50"});
+  Loop loop;
+  FalQueue q(loop, fake.config(), fast());
+  Rec vetoed, sent;
+  auto cb = vetoed.cb();
+  auto inner = cb.on_sending;
+  cb.on_sending = [inner] {
+    inner();
+    return false;
+  };
+  q.start(kT2V, prompt("vetoed"), cb);
+  q.start(kT2V, prompt("sent"), sent.cb());
+  REQUIRE(run_until(loop, [&] { return vetoed.done() && sent.done(); }));
+  REQUIRE(vetoed.error);
+  CHECK(vetoed.error->kind == FalError::Kind::cancelled);
+  CHECK(vetoed.error->message.find("not sent") != std::string::npos);
+  CHECK(vetoed.error->request_id.empty());
+  CHECK(vetoed.sending == 1);
+  CHECK(vetoed.submitted.empty());
+  REQUIRE(sent.output);  // the other job is untouched
+  CHECK(run_idle(loop));
+  auto st = fake.stats();
+  CHECK(st["requests"]["submit"] == 1);
+  CHECK(st["jobs_created"] == 1);
+  CHECK(fake.jobs()[0]["input"]["prompt"] == "sent");
 }
 
 TEST_CASE("queue: submit dropped before fal read the request is resent, one job", "[net][queue][fake]") {

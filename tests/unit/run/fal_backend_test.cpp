@@ -1,0 +1,82 @@
+// The runner and the fal backend against the fake: what the state store decides reaches the wire.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+
+#include "fakefal.h"
+#include "files.h"
+#include "run/fal_backend.h"
+#include "run/runner.h"
+
+using namespace kr::run;
+using json = nlohmann::json;
+
+TEST_CASE("fal backend: a job whose claim another process took over is not sent", "[run][fal][fake]") {
+  krt::FakeFal fake({"--key", "test:secret", "--queue-ms", "20", "--run-ms", "50"});
+  krt::TempDir dir("kr-veto");
+  krt::write_file(dir / "frame.png", krt::make_png(512, 512, 7));
+
+  std::atomic<std::int64_t> clock{1'700'000'000'000};
+  auto store_for = [&](const std::string& owner) {
+    StoreOptions o;
+    o.owner = owner;
+    o.now_ms = [&clock] { return clock.load(); };
+    return StateStore::open(dir / "state", o);
+  };
+  auto a = store_for("process-a");
+  std::unique_ptr<StateStore> b;
+
+  kr::net::FalConfig cfg;
+  cfg.queue_url = fake.base() + "/queue";
+  cfg.rest_url = fake.base() + "/rest";
+  cfg.key = "test:secret";
+  RunnerOptions ro;
+  ro.out_dir = dir / "out";
+  ro.script = "veto";
+  ro.store = a.get();
+  Runner runner(ro, std::make_unique<FalBackend>(cfg, ro.out_dir));
+
+  // While the start frame uploads, process a "stalls" past the lease and process b takes the
+  // job over: by the time a is about to send, the row is b's.
+  runner.on_change([&](const Job& job) {
+    if (job.phase != Phase::uploading || b) return;
+    clock += 16'000;
+    b = store_for("process-b");
+    JobIntent in;
+    in.key = job.key;
+    in.name = job.name;
+    in.script = "veto";
+    in.endpoint = job.endpoint->id;
+    in.input = job.input;
+    in.cost_usd = job.cost.usd;
+    REQUIRE(b->claim(in).action == Claim::Submit);
+  });
+
+  kr::Request req;
+  req.endpoint = "v3/pro/i2v";
+  req.name = "shot";
+  req.input = {{"prompt", "the fox looks up"}, {"start_image_url", (dir / "frame.png").string()}, {"duration", 5}};
+  Job& job = runner.submit(req);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!runner.idle() && std::chrono::steady_clock::now() < deadline) runner.tick(50);
+
+  REQUIRE(b);
+  REQUIRE(job.phase == Phase::failed);
+  REQUIRE(job.error);
+  CHECK(job.error->kind == "claim_lost");
+  CHECK(job.claim_lost);
+  CHECK_FALSE(job.sent);  // recorded as not sent by this process...
+  auto st = fake.stats();
+  CHECK(st["uploads"] == 1);
+  CHECK(st["requests"]["submit"] == 0);  // ...and nothing went out
+  CHECK(st["jobs_created"] == 0);
+  // b's claim stands: a recorded nothing over it.
+  auto row = b->get(job.key);
+  REQUIRE(row);
+  CHECK(row->owner == "process-b");
+  CHECK(row->state == JobState::Sending);
+  CHECK_FALSE(row->sent_ms);
+  CHECK(row->error.empty());
+}
