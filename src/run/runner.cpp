@@ -5,7 +5,7 @@
 #include <fstream>
 
 #include "core/validate.h"
-#include "run/hash.h"
+#include "net/sha256.h"
 
 namespace kr::run {
 
@@ -32,7 +32,7 @@ std::string request_key(const std::string& endpoint_id, const json& input, int t
   canonical += input.dump();
   canonical += '\n';
   canonical += std::to_string(take);
-  return sha256_hex(canonical);
+  return net::sha256_hex(canonical);
 }
 
 namespace {
@@ -93,7 +93,7 @@ const json& Runner::canonical_media(const Endpoint& ep, const json& input, json&
     auto mtime = std::filesystem::last_write_time(path, ec);
     std::string stamp = path + "|" + std::to_string(size) + "|" + std::to_string(mtime.time_since_epoch().count());
     auto it = file_hashes_.find(stamp);
-    if (it == file_hashes_.end()) it = file_hashes_.emplace(stamp, ec ? "unreadable:" + path : sha256_file(path)).first;
+    if (it == file_hashes_.end()) it = file_hashes_.emplace(stamp, (ec ? std::nullopt : net::sha256_file(path)).value_or("unreadable:" + path)).first;
     v = "sha256:" + it->second;
   });
   return scratch;

@@ -13,7 +13,7 @@
 #include <system_error>
 #include <thread>
 
-#include "run/hash.h"
+#include "net/sha256.h"
 
 namespace kr::run {
 
@@ -422,14 +422,12 @@ std::string verify_files(const std::vector<FileRecord>& files) {
           "recorded " + std::to_string(f.size) + ")");
       continue;
     }
-    std::string h;
-    try {
-      h = sha256_file(f.path);
-    } catch (const std::exception&) {
+    auto h = net::sha256_file(f.path.string());
+    if (!h) {
       add(f.role + " " + f.path.string() + " is unreadable");
       continue;
     }
-    if (h != f.sha256) add(f.role + " " + f.path.string() + " changed content (sha256 differs)");
+    if (*h != f.sha256) add(f.role + " " + f.path.string() + " changed content (sha256 differs)");
   }
   return problems;
 }

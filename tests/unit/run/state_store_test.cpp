@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "run/hash.h"
+#include "net/sha256.h"
 #include "run/state_store.h"
 
 namespace fs = std::filesystem;
@@ -96,7 +96,7 @@ fs::path finish(StateStore& s, const std::string& key, const fs::path& dir,
   s.mark_submitted(key, "req-" + key);
   s.store_result(key, {{"video", {{"url", "https://fal.media/" + key + ".mp4"}}}}, 5.0);
   fs::path f = write_file(dir / (file.empty() ? key + ".mp4" : file), content);
-  s.add_file(key, "video", f, kr::run::sha256_file(f), fs::file_size(f));
+  s.add_file(key, "video", f, *kr::net::sha256_file(f.string()), fs::file_size(f));
   s.mark_done(key);
   return f;
 }
@@ -104,18 +104,6 @@ fs::path finish(StateStore& s, const std::string& key, const fs::path& dir,
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
-
-TEST_CASE("hash: sha256 of bytes and of files", "[store][hash]") {
-  CHECK(kr::run::sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  CHECK(kr::run::sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-  TempDir d;
-  // Larger than one read chunk, so streaming is exercised.
-  std::string big(3 * 1024 * 1024 + 7, 'x');
-  for (size_t i = 0; i < big.size(); i += 4097) big[i] = static_cast<char>('a' + i % 26);
-  auto f = write_file(d.path / "big.bin", big);
-  CHECK(kr::run::sha256_file(f) == kr::run::sha256_hex(big));
-  CHECK_THROWS_WITH(kr::run::sha256_file(d.path / "nope"), Catch::Contains("nope"));
-}
 
 TEST_CASE("store: open creates the directory, WAL, versioned schema", "[store]") {
   TempDir d;
@@ -201,7 +189,7 @@ TEST_CASE("store: full lifecycle, then Reuse from another process costs nothing"
   CHECK(r->billable_units == Approx(5.0));
   CHECK(r->files.empty());
   fs::path f = write_file(d.path / "k.mp4", "bytes");
-  a->add_file("k", "video", f, kr::run::sha256_file(f), 5);
+  a->add_file("k", "video", f, *kr::net::sha256_file(f.string()), 5);
   clock.advance(100);
   a->mark_done("k");
   r = a->get("k");
@@ -253,7 +241,7 @@ TEST_CASE("store: Reuse is rejected when a file is deleted or modified", "[store
 
   auto redo = [&](const std::string& content) {
     write_file(f, content);
-    b->add_file("k", "video", f, kr::run::sha256_file(f), fs::file_size(f));
+    b->add_file("k", "video", f, *kr::net::sha256_file(f.string()), fs::file_size(f));
     b->mark_done("k");
     b->release();
   };
@@ -635,7 +623,7 @@ TEST_CASE("store: fresh generates anew once per run and keeps history", "[store]
     CHECK(b->claim(fresh).action == Claim::Attach);
     b->store_result("k", {{"video", {{"url", "v2"}}}}, 5.0);
     fs::path f2 = write_file(d.path / "k-2.mp4", "take-two");
-    b->add_file("k", "video", f2, kr::run::sha256_file(f2), fs::file_size(f2));
+    b->add_file("k", "video", f2, *kr::net::sha256_file(f2.string()), fs::file_size(f2));
     b->mark_done("k");
     Claim again = b->claim(fresh);
     CHECK(again.action == Claim::Reuse);
@@ -845,7 +833,7 @@ TEST_CASE("store: persistence across close and reopen", "[store]") {
   CHECK(r->files[0].role == "video");
   CHECK(r->files[0].path == f);
   CHECK(r->files[0].size == 6);
-  CHECK(r->files[0].sha256 == kr::run::sha256_hex("video!"));
+  CHECK(r->files[0].sha256 == kr::net::sha256_hex("video!"));
   auto r2 = b->get("k2");
   CHECK(r2->state == JobState::Submitted);
   CHECK(r2->request_id == "req-k2");
@@ -1068,7 +1056,7 @@ TEST_CASE("store: many processes, many keys: no busy errors, one Submit per key"
             s->store_result(key, {{"video", {{"url", key}}}}, 5.0);
             fs::path f = d.path / (key + ".mp4");
             std::ofstream(f) << key;
-            s->add_file(key, "video", f, kr::run::sha256_file(f), fs::file_size(f));
+            s->add_file(key, "video", f, *kr::net::sha256_file(f.string()), fs::file_size(f));
             s->mark_done(key);
           }
           s->list();

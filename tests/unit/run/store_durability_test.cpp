@@ -13,7 +13,7 @@
 #include <memory>
 #include <string>
 
-#include "run/hash.h"
+#include "net/sha256.h"
 #include "run/state_store.h"
 
 namespace fs = std::filesystem;
@@ -118,7 +118,7 @@ TEST_CASE("store durability: only the money steps are fsynced, the rest commit w
   CHECK(syncs_of([&] {
           s->heartbeat();
           s->store_result("a", {{"video", {{"url", "https://fal.media/a.mp4"}}}});
-          s->add_file("a", "video", video, kr::run::sha256_file(video), 5);
+          s->add_file("a", "video", video, *kr::net::sha256_file(video.string()), 5);
           s->mark_done("a");
         }) == 0);
   CHECK(s->pragma("synchronous") == "1");  // NORMAL
