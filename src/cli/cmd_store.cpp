@@ -4,8 +4,7 @@
 
 #include "cli/commands.h"
 #include "core/prices.h"
-#include "net/fal_queue.h"
-#include "run/state_store.h"
+#include "run/fal_backend.h"
 
 namespace kr::cli {
 
@@ -38,7 +37,7 @@ int status(run::StateStore& store, const Args& args) {
   return 0;
 }
 
-// Sends PUT …/cancel for each job and records the ones fal accepted.
+// Cancels the jobs on fal (run::cancel_stored records the ones fal accepted) and says what became of each.
 int cancel(run::StateStore& store, const Args& args) {
   std::vector<run::JobRecord> targets;
   if (args.all) {
@@ -55,27 +54,24 @@ int cancel(run::StateStore& store, const Args& args) {
   net::FalConfig config = net::FalConfig::from_env();
   if (!args.queue_url.empty()) config.queue_url = args.queue_url;
   if (!args.rest_url.empty()) config.rest_url = args.rest_url;
-  net::Loop loop;
-  net::FalQueue queue(loop, config);
   int failures = 0;
-  for (auto& r : targets) {
-    if (r.request_id.empty()) {
-      std::cout << r.name << ": no request id recorded (state " << run::to_string(r.state) << "); nothing to cancel on fal\n";
-      continue;
-    }
-    queue.cancel_request(r.endpoint, r.request_id, [&, r](const net::CancelOutcome& o) {
-      if (o.ok) {
-        std::cout << r.name << ": " << (o.fal_status.empty() ? "cancel requested" : o.fal_status) << " (" << r.request_id << ")\n";
-        try { store.mark_cancelled(r.key); } catch (const std::exception&) {}
-      } else if (o.fal_status == "ALREADY_COMPLETED") {
+  using Outcome = run::CancelReport::Outcome;
+  for (const auto& rep : run::cancel_stored(store, config, targets)) {
+    const auto& r = rep.job;
+    switch (rep.outcome) {
+      case Outcome::no_request_id:
+        std::cout << r.name << ": no request id recorded (state " << run::to_string(r.state) << "); nothing to cancel on fal\n";
+        break;
+      case Outcome::requested: std::cout << r.name << ": " << rep.detail << " (" << r.request_id << ")\n"; break;
+      case Outcome::already_completed:
         std::cout << r.name << ": already completed on fal; run the script again to fetch it\n";
-      } else {
+        break;
+      case Outcome::failed:
         ++failures;
-        std::cerr << r.name << ": cancel failed: " << (o.error ? o.error->describe() : o.fal_status) << "\n";
-      }
-    });
+        std::cerr << r.name << ": cancel failed: " << rep.detail << "\n";
+        break;
+    }
   }
-  loop.run();
   return failures ? 3 : 0;
 }
 

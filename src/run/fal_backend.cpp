@@ -216,4 +216,36 @@ void FalBackend::cancel(Job& job) {
   }
 }
 
+std::vector<CancelReport> cancel_stored(StateStore& store, const net::FalConfig& config, const std::vector<JobRecord>& jobs) {
+  std::vector<CancelReport> reports(jobs.size());
+  net::Loop loop;
+  net::FalQueue queue(loop, config);
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    CancelReport& rep = reports[i];
+    rep.job = jobs[i];
+    if (rep.job.request_id.empty()) {
+      rep.outcome = CancelReport::Outcome::no_request_id;
+      continue;
+    }
+    queue.cancel_request(rep.job.endpoint, rep.job.request_id, [&store, &rep](const net::CancelOutcome& o) {
+      if (o.ok) {
+        rep.outcome = CancelReport::Outcome::requested;
+        rep.detail = o.fal_status.empty() ? "cancel requested" : o.fal_status;
+        try {
+          store.mark_cancelled(rep.job.key);
+        } catch (const std::exception&) {
+          // fal has it; the row may have moved on meanwhile (e.g. another process finished it)
+        }
+      } else if (o.fal_status == "ALREADY_COMPLETED") {
+        rep.outcome = CancelReport::Outcome::already_completed;
+      } else {
+        rep.outcome = CancelReport::Outcome::failed;
+        rep.detail = o.error ? o.error->describe() : o.fal_status;
+      }
+    });
+  }
+  loop.run();
+  return reports;
+}
+
 }  // namespace kr::run

@@ -11,6 +11,7 @@
 #include "net/fal_queue.h"
 #include "net/storage.h"
 #include "run/backend.h"
+#include "run/state_store.h"
 
 namespace kr::run {
 
@@ -45,5 +46,16 @@ class FalBackend : public Backend {
 
 // Maps a transport error to what the runner and the user see.
 JobError job_error(const net::FalError& e);
+
+// `klingrun cancel`: what became of one stored job.
+struct CancelReport {
+  enum class Outcome { requested, already_completed, no_request_id, failed };
+  JobRecord job;
+  Outcome outcome = Outcome::failed;
+  std::string detail;  // fal's status (requested), or the error (failed)
+};
+// Asks fal to cancel stored jobs (all at once) and marks those fal accepted as cancelled in the
+// store. Reports come back in the order of `jobs`.
+std::vector<CancelReport> cancel_stored(StateStore& store, const net::FalConfig& config, const std::vector<JobRecord>& jobs);
 
 }  // namespace kr::run
