@@ -587,6 +587,23 @@ bool FalQueue::cancel(JobId id) {
   return true;
 }
 
+bool FalQueue::withdraw(JobId id) {
+  Job* j = find(id);
+  if (!j || !j->submit_transfer || !j->request_id.empty()) return false;
+  loop_.cancel(j->submit_transfer);  // outside perform: removed from curl before it sent a byte
+  j->submit_transfer = 0;
+  FalError e{FalError::Kind::cancelled, 0, "", "not sent: the submit was withdrawn before it left", {}, "", false};
+  auto cb = std::move(j->cb.on_error);
+  j->cb = {};
+  finish_error(id, e);
+  if (cb) {
+    loop_.post([alive = std::weak_ptr<int>(alive_), cb = std::move(cb), e] {
+      if (!alive.expired()) cb(e);
+    });
+  }
+  return true;
+}
+
 void FalQueue::cancel_request(const std::string& endpoint_id, const std::string& request_id,
                               std::function<void(const CancelOutcome&)> cb) {
   EndpointId ep;

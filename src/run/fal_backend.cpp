@@ -11,6 +11,7 @@ struct FalBackend::Active {
   int uploads_pending = 0;
   bool failed = false;
   json sent;  // the input with local files replaced by their fal URLs
+  std::unique_ptr<JobError> withdrawn;  // why its submit was taken back (see withdraw)
 };
 
 JobError job_error(const net::FalError& e) {
@@ -177,6 +178,12 @@ void FalBackend::download(Job& job) {
 }
 
 void FalBackend::fail(Job& job, const net::FalError& e) {
+  if (auto it = active_.find(&job); it != active_.end() && it->second->withdrawn) {
+    job.fail(std::move(*it->second->withdrawn));
+    job.phase = Phase::failed;
+    finish(job);
+    return;
+  }
   if (job.claim_lost) {
     job.fail(JobError{"claim_lost", "not sent: another klingrun process took this job over while this one stalled; it will run it",
                       {}, "", "nothing was sent from this process; see `klingrun status`"});
@@ -196,6 +203,13 @@ void FalBackend::fail(Job& job, const net::FalError& e) {
 void FalBackend::finish(Job& job) {
   active_.erase(&job);
   if (hooks_.finished) hooks_.finished(job);
+}
+
+bool FalBackend::withdraw(Job& job, JobError why) {
+  auto it = active_.find(&job);
+  if (it == active_.end() || !it->second->queue_id || !queue_.withdraw(it->second->queue_id)) return false;
+  it->second->withdrawn = std::make_unique<JobError>(std::move(why));
+  return true;
 }
 
 void FalBackend::cancel(Job& job) {

@@ -105,10 +105,32 @@ Runner::Runner(RunnerOptions opts, std::unique_ptr<Backend> backend)
   ctx_.elements = &elements_;
   ctx_.default_endpoint = opts_.default_endpoint;
   // before_io: the sent marks and request ids recorded since the last round of I/O reach the
-  // disk in one fsync before any request leaves. A failed fsync stays pending and is retried
-  // next round; like a failed commit (store_warn), it does not hold the submit back.
+  // disk in one fsync before any request leaves.
   backend_->set_hooks({[this](Job& j, JobEvent e) { on_event(j, e); }, [this](Job& j) { on_finished(j); },
-                       [this] { if (opts_.store) try { opts_.store->sync(); } catch (const std::exception&) {} }});
+                       [this] { sync_before_io(); }});
+}
+
+// If the fsync fails, a power loss could forget that those submits were sent, and the next run
+// would pay for them again: they are taken back before they leave. Request ids that did not
+// reach the disk stay pending and are synced next round (their jobs are on fal already).
+void Runner::sync_before_io() {
+  if (!opts_.store) return;
+  try {
+    opts_.store->sync();
+    unsynced_sends_.clear();
+  } catch (const std::exception& e) {
+    auto jobs = std::move(unsynced_sends_);
+    unsynced_sends_.clear();
+    const std::string why = std::string("state store: ") + e.what();
+    for (Job* job : jobs) {
+      if (finished(job->phase)) continue;
+      JobError err{"state", "not sent: the state store could not make the send durable (" + why + ")", {}, "",
+                   "nothing was sent; free disk space or fix the disk, then run again"};
+      if (!backend_->withdraw(*job, std::move(err))) continue;  // it has left: the sent mark stays
+      job->sent = false;
+      try { opts_.store->unmark_sent(job->key, "not sent: " + why); } catch (const std::exception&) {}
+    }
+  }
 }
 
 Runner::~Runner() = default;
@@ -357,7 +379,10 @@ void Runner::record(Job& job, JobEvent e) {
   if (!st) return;
   try {
     switch (e) {
-      case JobEvent::sending: st->mark_sent(job.key, StateStore::Durable::batched); return;
+      case JobEvent::sending:
+        st->mark_sent(job.key, StateStore::Durable::batched);
+        unsynced_sends_.push_back(&job);
+        return;
       case JobEvent::submitted: st->mark_submitted(job.key, job.request_id, StateStore::Durable::batched); break;
       case JobEvent::result: st->store_result(job.key, job.output, job.billable_units); break;
       default: return;

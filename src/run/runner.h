@@ -101,6 +101,7 @@ class Runner {
   bool claim(Job& job);
   void finish_here(Job& job);  // a job finished without the backend
   void record(Job& job, JobEvent e);
+  void sync_before_io();
   void record_end(Job& job);
   void start_waiting();
   void store_warn(Job& job, const std::exception& e);
@@ -123,6 +124,7 @@ class Runner {
   std::set<std::string> manifest_dirty_;
   double last_manifest_ = -1;
   std::unordered_map<std::string, std::string> file_hashes_;  // "path|size|mtime" → sha256
+  std::vector<Job*> unsynced_sends_;  // marked sent since the last fsync; their submits have not left
   std::deque<Job*> waiting_;
   std::vector<Job*> done_queue_;  // finished, waiters not yet called
   int in_flight_ = 0;

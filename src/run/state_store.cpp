@@ -889,6 +889,16 @@ void StateStore::mark_failed(const std::string& key, const std::string& error) {
              });
 }
 
+void StateStore::unmark_sent(const std::string& key, const std::string& error) {
+  transition(key, "unmark_sent", detail::Sync::normal, {JobState::Sending}, [&](std::int64_t gen, const JobRecord& row) {
+    if (row.owner != owner_) throw ClaimLost("job " + short_key(key) + " is driven by another process; left as it is");
+    Stmt st(*db_,
+            "UPDATE jobs SET state='failed', sent_ms=NULL, error=?3, owner=NULL, heartbeat_ms=NULL "
+            "WHERE key=?1 AND gen=?2");
+    st.bind(1, key).bind(2, gen).bind(3, error).run();
+  });
+}
+
 void StateStore::mark_cancelled(const std::string& key) {
   transition(key, "mark_cancelled", detail::Sync::normal, {JobState::Sending, JobState::Unknown, JobState::Submitted},
              [&](std::int64_t gen, const JobRecord&) {

@@ -217,6 +217,9 @@ class StateStore {
   // fal reported an error, or the submit certainly never reached fal (e.g. connection refused):
   // the next claim submits a new generation. sending|unknown|submitted|completed.
   void mark_failed(const std::string& key, const std::string& error);
+  // A send recorded by mark_sent did not happen after all (the caller withdrew it): failed,
+  // with no sent time, so the next run submits it again.
+  void unmark_sent(const std::string& key, const std::string& error);
   void mark_cancelled(const std::string& key);                               // sending|unknown|submitted
 
   // Makes every commit so far durable (one fsync of the WAL) when a `batched` step waits for

@@ -275,6 +275,39 @@ TEST_CASE("queue: on_sending returning false sends nothing and ends the job", "[
   CHECK(fake.jobs()[0]["input"]["prompt"] == "sent");
 }
 
+TEST_CASE("queue: withdraw from before_io takes a submit back before it leaves", "[net][queue][fake]") {
+  FakeFal fake({"--queue-ms", "20", "--run-ms", "50"});
+  Loop loop;
+  FalQueue q(loop, fake.config(), fast());
+  Rec kept, taken;
+  FalQueue::JobId taken_id = 0, kept_id = 0;
+  bool withdrew = false, tried_kept = false, kept_withdrawn = false;
+  loop.set_before_io([&] {
+    if (taken.sending == 1 && !withdrew) withdrew = q.withdraw(taken_id);
+    // Once fal has answered the submit, the job cannot be taken back.
+    if (!kept.submitted.empty() && !kept.done() && !tried_kept) {
+      tried_kept = true;
+      kept_withdrawn = q.withdraw(kept_id);
+    }
+  });
+  kept_id = q.start(kT2V, prompt("kept"), kept.cb());
+  taken_id = q.start(kT2V, prompt("taken"), taken.cb());
+  REQUIRE(run_until(loop, [&] { return kept.done() && taken.done(); }));
+  CHECK(withdrew);
+  REQUIRE(taken.error);
+  CHECK(taken.error->kind == FalError::Kind::cancelled);
+  CHECK(taken.error->message.find("not sent") != std::string::npos);
+  CHECK_FALSE(q.withdraw(taken_id));  // finished: nothing left to take back
+  REQUIRE(kept.output);
+  CHECK(tried_kept);
+  CHECK_FALSE(kept_withdrawn);
+  CHECK(run_idle(loop));
+  auto st = fake.stats();
+  CHECK(st["requests"]["submit"] == 1);
+  CHECK(st["jobs_created"] == 1);
+  CHECK(fake.jobs()[0]["input"]["prompt"] == "kept");
+}
+
 TEST_CASE("queue: submit dropped before fal read the request is resent, one job", "[net][queue][fake]") {
   FakeFal fake({"--queue-ms", "20", "--run-ms", "50"});
   Loop loop;

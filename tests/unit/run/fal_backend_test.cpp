@@ -9,9 +9,36 @@
 #include "files.h"
 #include "run/fal_backend.h"
 #include "run/runner.h"
+#include "sqlite_vfs.h"
 
 using namespace kr::run;
 using json = nlohmann::json;
+
+namespace {
+
+kr::net::FalConfig config_for(const krt::FakeFal& fake) {
+  kr::net::FalConfig cfg;
+  cfg.queue_url = fake.base() + "/queue";
+  cfg.rest_url = fake.base() + "/rest";
+  cfg.key = "test:secret";
+  return cfg;
+}
+
+void run_to_idle(Runner& runner) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!runner.idle() && std::chrono::steady_clock::now() < deadline) runner.tick(50);
+  REQUIRE(runner.idle());
+}
+
+kr::Request t2v(const std::string& name, const std::string& prompt) {
+  kr::Request req;
+  req.endpoint = "v3/pro/t2v";
+  req.name = name;
+  req.input = {{"prompt", prompt}, {"duration", 5}};
+  return req;
+}
+
+}  // namespace
 
 TEST_CASE("fal backend: a job whose claim another process took over is not sent", "[run][fal][fake]") {
   krt::FakeFal fake({"--key", "test:secret", "--queue-ms", "20", "--run-ms", "50"});
@@ -28,10 +55,7 @@ TEST_CASE("fal backend: a job whose claim another process took over is not sent"
   auto a = store_for("process-a");
   std::unique_ptr<StateStore> b;
 
-  kr::net::FalConfig cfg;
-  cfg.queue_url = fake.base() + "/queue";
-  cfg.rest_url = fake.base() + "/rest";
-  cfg.key = "test:secret";
+  kr::net::FalConfig cfg = config_for(fake);
   RunnerOptions ro;
   ro.out_dir = dir / "out";
   ro.script = "veto";
@@ -59,8 +83,7 @@ TEST_CASE("fal backend: a job whose claim another process took over is not sent"
   req.name = "shot";
   req.input = {{"prompt", "the fox looks up"}, {"start_image_url", (dir / "frame.png").string()}, {"duration", 5}};
   Job& job = runner.submit(req);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (!runner.idle() && std::chrono::steady_clock::now() < deadline) runner.tick(50);
+  run_to_idle(runner);
 
   REQUIRE(b);
   REQUIRE(job.phase == Phase::failed);
@@ -79,4 +102,46 @@ TEST_CASE("fal backend: a job whose claim another process took over is not sent"
   CHECK(row->state == JobState::Sending);
   CHECK_FALSE(row->sent_ms);
   CHECK(row->error.empty());
+}
+
+TEST_CASE("fal backend: when the sent marks cannot be fsynced, the submits are taken back", "[run][fal][fake]") {
+  krt::CountingVfs vfs;  // before the store opens, so its WAL is the one watched
+  krt::FakeFal fake({"--key", "test:secret", "--queue-ms", "20", "--run-ms", "50"});
+  krt::TempDir dir("kr-nosync");
+  auto store = StateStore::open(dir / "state");
+  RunnerOptions ro;
+  ro.out_dir = dir / "out";
+  ro.script = "nosync";
+  ro.store = store.get();
+  ro.concurrency = 4;
+  Runner runner(ro, std::make_unique<FalBackend>(config_for(fake), ro.out_dir));
+
+  krt::CountingVfs::fail_syncs = true;  // the disk stops making anything durable
+  Job& a = runner.submit(t2v("a", "a fox in the snow"));
+  Job& b = runner.submit(t2v("b", "a hare in the snow"));
+  run_to_idle(runner);
+  CHECK(krt::CountingVfs::wal_syncs > 0);  // it tried
+  for (Job* j : {&a, &b}) {
+    INFO(j->name);
+    CHECK(j->phase == Phase::failed);
+    REQUIRE(j->error);
+    CHECK(j->error->kind == "state");
+    CHECK(j->error->message.find("not sent") != std::string::npos);
+    CHECK(j->error->message.find("fsync") != std::string::npos);
+    CHECK_FALSE(j->sent);
+    auto row = store->get(j->key);
+    REQUIRE(row);
+    CHECK(row->state == JobState::Failed);  // so the next run submits it, not "unknown"
+    CHECK_FALSE(row->sent_ms);
+  }
+  CHECK(fake.stats()["requests"]["submit"] == 0);
+  CHECK(fake.stats()["jobs_created"] == 0);
+
+  // The disk recovers: the next job goes out and completes as usual.
+  krt::CountingVfs::fail_syncs = false;
+  Job& c = runner.submit(t2v("c", "an owl in the snow"));
+  run_to_idle(runner);
+  CHECK(c.phase == Phase::done);
+  CHECK(store->get(c.key)->state == JobState::Done);
+  CHECK(fake.stats()["jobs_created"] == 1);
 }

@@ -459,6 +459,32 @@ TEST_CASE("store: mark_sent sets sent_ms, it is null right after the claim", "[s
   CHECK(b->history("k")[0].sent_ms);
 }
 
+TEST_CASE("store: unmark_sent: a withdrawn send is failed and unsent, and submitted again", "[store][sent]") {
+  TempDir d;
+  Clock clock;
+  auto a = open_store(d.path, clock, "a");
+  REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+  a->mark_sent("k");
+  a->unmark_sent("k", "not sent: fsync failed");
+  auto r = a->get("k");
+  CHECK(r->state == JobState::Failed);
+  CHECK_FALSE(r->sent_ms);
+  CHECK(r->error == "not sent: fsync failed");
+  CHECK(r->owner.empty());
+  // The next run submits it (a new generation), not "unknown".
+  auto b = open_store(d.path, clock, "b");
+  Claim again = b->claim(intent("k"));
+  CHECK(again.action == Claim::Submit);
+  CHECK(again.job.generation == 2);
+  // Only from sending, and only by its owner.
+  b->mark_sent("k");
+  b->mark_submitted("k", "req");
+  CHECK_THROWS_AS(b->unmark_sent("k", "x"), std::logic_error);
+  REQUIRE(b->claim(intent("q")).action == Claim::Submit);
+  CHECK_THROWS_AS(a->unmark_sent("q", "x"), kr::run::ClaimLost);
+  CHECK(b->get("q")->state == JobState::Sending);
+}
+
 TEST_CASE("store: mark_sent is refused in every state but sending", "[store][sent]") {
   TempDir d;
   Clock clock;

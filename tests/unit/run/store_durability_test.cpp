@@ -15,55 +15,15 @@
 
 #include "net/sha256.h"
 #include "run/state_store.h"
+#include "sqlite_vfs.h"
 
 namespace fs = std::filesystem;
 using kr::run::Claim;
 using kr::run::JobIntent;
 using kr::run::StateStore;
+using krt::CountingVfs;
 
 namespace {
-
-// A VFS that counts xSync calls on WAL files and forwards everything to the default VFS. It
-// swaps each opened WAL file's method table for a copy whose xSync counts, so SQLite's own
-// code (and StateStore::sync, which syncs through SQLite's file object) is what is counted.
-struct CountingVfs {
-  static inline int wal_syncs = 0;
-  static inline sqlite3_vfs* real = nullptr;
-  static inline sqlite3_vfs vfs{};
-  static inline std::map<const sqlite3_io_methods*, std::unique_ptr<sqlite3_io_methods>> patched;
-  static inline std::map<const sqlite3_io_methods*, const sqlite3_io_methods*> original;
-
-  static int sync(sqlite3_file* f, int flags) {
-    ++wal_syncs;
-    return original.at(f->pMethods)->xSync(f, flags);
-  }
-  static int open(sqlite3_vfs*, const char* name, sqlite3_file* f, int flags, int* out) {
-    int rc = real->xOpen(real, name, f, flags, out);
-    if (rc == SQLITE_OK && f->pMethods && (flags & SQLITE_OPEN_WAL)) {
-      auto& copy = patched[f->pMethods];
-      if (!copy) {
-        copy = std::make_unique<sqlite3_io_methods>(*f->pMethods);
-        copy->xSync = &CountingVfs::sync;
-        original[copy.get()] = f->pMethods;
-      }
-      f->pMethods = copy.get();
-    }
-    return rc;
-  }
-  // Registered as the default VFS for the lifetime of the object.
-  CountingVfs() {
-    real = sqlite3_vfs_find(nullptr);
-    vfs = *real;
-    vfs.zName = "kr-counting";
-    vfs.xOpen = &CountingVfs::open;
-    REQUIRE(sqlite3_vfs_register(&vfs, 1) == SQLITE_OK);
-    wal_syncs = 0;
-  }
-  ~CountingVfs() {
-    sqlite3_vfs_unregister(&vfs);
-    sqlite3_vfs_register(real, 1);
-  }
-};
 
 struct TempDir {
   fs::path path;
