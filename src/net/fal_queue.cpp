@@ -575,16 +575,23 @@ bool FalQueue::cancel(JobId id) {
   if (!j) return false;
   FalError e{FalError::Kind::cancelled, 0, j->request_id, "cancelled by the client", {}, "client_cancelled", false};
   if (!j->request_id.empty()) send_cancel(j->ep, j->request_id, {});
-  // Report from the loop, never from inside cancel(): callers may hold locks or iterate.
+  finish_error_later(id, std::move(e));
+  return true;
+}
+
+// Reports from the loop, never from inside cancel() or withdraw(): callers may hold locks or
+// iterate over their jobs.
+void FalQueue::finish_error_later(JobId id, FalError e) {
+  Job* j = find(id);
+  if (!j) return;
   auto cb = std::move(j->cb.on_error);
   j->cb = {};
   finish_error(id, e);
   if (cb) {
-    loop_.post([alive = std::weak_ptr<int>(alive_), cb = std::move(cb), e] {
+    loop_.post([alive = std::weak_ptr<int>(alive_), cb = std::move(cb), e = std::move(e)] {
       if (!alive.expired()) cb(e);
     });
   }
-  return true;
 }
 
 bool FalQueue::withdraw(JobId id) {
@@ -592,15 +599,7 @@ bool FalQueue::withdraw(JobId id) {
   if (!j || !j->submit_transfer || !j->request_id.empty()) return false;
   loop_.cancel(j->submit_transfer);  // outside perform: removed from curl before it sent a byte
   j->submit_transfer = 0;
-  FalError e{FalError::Kind::cancelled, 0, "", "not sent: the submit was withdrawn before it left", {}, "", false};
-  auto cb = std::move(j->cb.on_error);
-  j->cb = {};
-  finish_error(id, e);
-  if (cb) {
-    loop_.post([alive = std::weak_ptr<int>(alive_), cb = std::move(cb), e] {
-      if (!alive.expired()) cb(e);
-    });
-  }
+  finish_error_later(id, FalError{FalError::Kind::cancelled, 0, "", "not sent: the submit was withdrawn before it left", {}, "", false});
   return true;
 }
 

@@ -147,6 +147,7 @@ class FalQueue {
   void on_result_done(JobId id, HttpResponse& r);
   void on_deadline(JobId id);
   void finish_error(JobId id, FalError e);
+  void finish_error_later(JobId id, FalError e);  // on_error from the next run_once()
   void finish_result(JobId id, nlohmann::json output);
   // Stops every transfer/timer of the job except an in-flight submit.
   void stop_activity(Job& job);
