@@ -26,6 +26,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "files.h"
+
 namespace clitest {
 
 namespace fs = std::filesystem;
@@ -131,29 +133,14 @@ inline Result run(const std::vector<std::string>& args, const std::string& stdin
   return r;
 }
 
-// A fresh directory under $TMPDIR, removed with everything in it at the end of the test.
-class TempDir {
+// A fresh directory (tests/support/files.h) that klingrun runs in.
+class TempDir : public krt::TempDir {
  public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "klingrun-cli-XXXXXX").string();
-    std::vector<char> b(tmpl.begin(), tmpl.end());
-    b.push_back('\0');
-    if (!::mkdtemp(b.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = b.data();
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& rel) const { return path_ / rel; }
+  TempDir() : krt::TempDir("klingrun-cli") {}
 
   // Writes a file (relative to the directory) and returns its absolute path.
   fs::path write(const std::string& rel, const std::string& text) const {
-    fs::path p = path_ / rel;
+    fs::path p = path() / rel;
     fs::create_directories(p.parent_path());
     std::ofstream f(p, std::ios::binary);
     f << text;
@@ -162,11 +149,8 @@ class TempDir {
   // klingrun with this directory as the working directory.
   Result run(const std::vector<std::string>& args, const std::string& stdin_text = "",
              const std::map<std::string, std::string>& env = {}) const {
-    return clitest::run(args, stdin_text, env, path_);
+    return clitest::run(args, stdin_text, env, path());
   }
-
- private:
-  fs::path path_;
 };
 
 inline std::string read_file(const fs::path& p) {

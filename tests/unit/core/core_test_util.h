@@ -16,6 +16,7 @@
 #include "core/prepare.h"
 #include "core/report.h"
 #include "core/validate.h"
+#include "files.h"
 
 namespace krt {
 
@@ -100,28 +101,7 @@ inline kr::Prepared prep(const std::string& endpoint, json input, const kr::Elem
   return kr::prepare(r, ctx);
 }
 
-// A fresh temporary directory, removed at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = std::filesystem::temp_directory_path() /
-            ("kr_core_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using krt::TempDir;  // tests/support/files.h
 
 inline void write_bytes(const std::filesystem::path& p, const std::vector<unsigned char>& bytes) {
   std::ofstream f(p, std::ios::binary | std::ios::trunc);

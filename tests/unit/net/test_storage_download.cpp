@@ -15,6 +15,7 @@
 #include "net/fal_queue.h"
 #include "net/sha256.h"
 #include "net/storage.h"
+#include "files.h"
 
 using namespace kr::net;
 using json = nlohmann::json;
@@ -23,19 +24,10 @@ using kr::test::run_idle;
 using kr::test::run_until;
 namespace fs = std::filesystem;
 
+using krt::TempDir;
+
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/kr_net_test_XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 std::string write_file(const fs::path& p, const std::string& data) {
   std::ofstream(p, std::ios::binary) << data;
@@ -97,16 +89,16 @@ TEST_CASE("sha256 of a file is streamed and matches the one-shot digest", "[net]
   CHECK(sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   std::string data(3'000'000, 'q');
   data[12345] = 'z';
-  auto p = write_file(d.path / "f.bin", data);
+  auto p = write_file(d.path() / "f.bin", data);
   CHECK(*sha256_file(p) == sha256_hex(data));
-  CHECK_FALSE(sha256_file((d.path / "missing").string()));
+  CHECK_FALSE(sha256_file((d.path() / "missing").string()));
 }
 
 TEST_CASE("upload: a small file goes up in one PUT and can be fetched back", "[net][storage][fake]") {
   FakeFal fake({"--key", "test:secret"});
   TempDir d;
   std::string data = "hello image bytes \x01\x02\x03";
-  auto path = write_file(d.path / "ref.png", data);
+  auto path = write_file(d.path() / "ref.png", data);
   Loop loop;
   Storage st(loop, fake.config(), fast_storage());
   std::optional<Result<std::string>> got;
@@ -131,18 +123,18 @@ TEST_CASE("upload: a small file goes up in one PUT and can be fetched back", "[n
 
   Downloader dl(loop, fast_download());
   std::optional<Result<DownloadResult>> back;
-  dl.download(url, (d.path / "back.png").string(), data.size(), [&](const Result<DownloadResult>& r) { back = r; });
+  dl.download(url, (d.path() / "back.png").string(), data.size(), [&](const Result<DownloadResult>& r) { back = r; });
   REQUIRE(run_until(loop, [&] { return back.has_value(); }));
   REQUIRE(back->ok());
-  CHECK(read_file(d.path / "back.png") == data);
+  CHECK(read_file(d.path() / "back.png") == data);
 }
 
 TEST_CASE("upload: the same content is uploaded once, concurrent callers share it", "[net][storage][fake]") {
   FakeFal fake;
   TempDir d;
-  auto a = write_file(d.path / "a.jpg", std::string(200000, 'A'));
-  auto b = write_file(d.path / "b.jpg", std::string(200000, 'A'));  // same bytes, other name
-  auto c = write_file(d.path / "c.jpg", std::string(200000, 'C'));
+  auto a = write_file(d.path() / "a.jpg", std::string(200000, 'A'));
+  auto b = write_file(d.path() / "b.jpg", std::string(200000, 'A'));  // same bytes, other name
+  auto c = write_file(d.path() / "c.jpg", std::string(200000, 'C'));
   Loop loop;
   Storage st(loop, fake.config(), fast_storage());
   std::map<std::string, std::string> url_of;
@@ -175,7 +167,7 @@ TEST_CASE("upload: above 90 MiB the file goes up in 10 MiB parts", "[net][storag
   FakeFal fake;
   TempDir d;
   const std::uint64_t size = 95ull * 1024 * 1024 + 12345;
-  auto path = (d.path / "big.mp4").string();
+  auto path = (d.path() / "big.mp4").string();
   {
     // Sparse: mostly zeros, with marks so that part order matters.
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -207,7 +199,7 @@ TEST_CASE("upload: above 90 MiB the file goes up in 10 MiB parts", "[net][storag
 TEST_CASE("upload: failures are reported, not cached", "[net][storage][fake]") {
   FakeFal fake;
   TempDir d;
-  auto path = write_file(d.path / "x.bin", "data");
+  auto path = write_file(d.path() / "x.bin", "data");
   Loop loop;
   auto opt = fast_storage();
   opt.policy.max_retries = 1;
@@ -221,7 +213,7 @@ TEST_CASE("upload: failures are reported, not cached", "[net][storage][fake]") {
   CHECK(st.cached() == 0);
 
   got.reset();
-  st.upload_file((d.path / "nope").string(), "image/png", [&](const Result<std::string>& r) { got = r; });
+  st.upload_file((d.path() / "nope").string(), "image/png", [&](const Result<std::string>& r) { got = r; });
   REQUIRE(run_until(loop, [&] { return got.has_value(); }));
   REQUIRE_FALSE(got->ok());
 
@@ -243,7 +235,7 @@ TEST_CASE("download: complete file, size and hash checked", "[net][download][fak
   std::optional<Result<DownloadResult>> got;
   std::uint64_t last_progress = 0;
   std::optional<std::uint64_t> total_seen;
-  auto dest = d.path / "out" / "shot1" / "video.mp4";  // parent directories are created
+  auto dest = d.path() / "out" / "shot1" / "video.mp4";  // parent directories are created
   dl.download(url, dest.string(), size, [&](const Result<DownloadResult>& r) { got = r; },
               [&](std::uint64_t b, std::optional<std::uint64_t> t) {
                 CHECK(b >= last_progress);
@@ -271,7 +263,7 @@ TEST_CASE("download: wrong expected size leaves no file", "[net][download][fake]
   Downloader dl(loop, fast_download());
   for (std::uint64_t wrong : {4000ull, 6000ull}) {
     std::optional<Result<DownloadResult>> got;
-    auto dest = d.path / ("v" + std::to_string(wrong) + ".mp4");
+    auto dest = d.path() / ("v" + std::to_string(wrong) + ".mp4");
     dl.download(out["video"]["url"], dest.string(), wrong, [&](const Result<DownloadResult>& r) { got = r; });
     REQUIRE(run_until(loop, [&] { return got.has_value(); }));
     REQUIRE_FALSE(got->ok());
@@ -294,7 +286,7 @@ TEST_CASE("download: truncated body is retried, and if it stays truncated leaves
   SECTION("once: the retry completes the file") {
     fake.fault({{"route", "cdn"}, {"action", "truncate"}});
     std::optional<Result<DownloadResult>> got;
-    auto dest = d.path / "ok.mp4";
+    auto dest = d.path() / "ok.mp4";
     dl.download(url, dest.string(), std::nullopt, [&](const Result<DownloadResult>& r) { got = r; });
     REQUIRE(run_until(loop, [&] { return got.has_value(); }));
     REQUIRE(got->ok());
@@ -304,7 +296,7 @@ TEST_CASE("download: truncated body is retried, and if it stays truncated leaves
   SECTION("always: an error and nothing at the destination") {
     fake.fault({{"route", "cdn"}, {"action", "truncate"}, {"times", 10}});
     std::optional<Result<DownloadResult>> got;
-    auto dest = d.path / "bad.mp4";
+    auto dest = d.path() / "bad.mp4";
     dl.download(url, dest.string(), 300000, [&](const Result<DownloadResult>& r) { got = r; });
     REQUIRE(run_until(loop, [&] { return got.has_value(); }));
     REQUIRE_FALSE(got->ok());
@@ -324,13 +316,13 @@ TEST_CASE("download: 5xx retried, 404 not", "[net][download][fake]") {
   Downloader dl(loop, fast_download());
   fake.fault({{"route", "cdn"}, {"action", "status"}, {"code", 503}});
   std::optional<Result<DownloadResult>> got;
-  dl.download(out["video"]["url"], (d.path / "a.mp4").string(), 1000, [&](const Result<DownloadResult>& r) { got = r; });
+  dl.download(out["video"]["url"], (d.path() / "a.mp4").string(), 1000, [&](const Result<DownloadResult>& r) { got = r; });
   REQUIRE(run_until(loop, [&] { return got.has_value(); }));
   CHECK(got->ok());
   CHECK(fake.stats()["requests"]["cdn"] == 2);
 
   got.reset();
-  auto dest = d.path / "missing.mp4";
+  auto dest = d.path() / "missing.mp4";
   dl.download(fake.base() + "/cdn/videos/nope.mp4", dest.string(), std::nullopt,
               [&](const Result<DownloadResult>& r) { got = r; });
   REQUIRE(run_until(loop, [&] { return got.has_value(); }));
@@ -348,7 +340,7 @@ TEST_CASE("download: cancelled from its progress callback, it leaves nothing beh
   Downloader dl(loop, fast_download());
   bool called = false;
   Downloader::Id id = 0;
-  auto dest = d.path / "c.mp4";
+  auto dest = d.path() / "c.mp4";
   id = dl.download(out["video"]["url"], dest.string(), std::nullopt, [&](const Result<DownloadResult>&) { called = true; },
                    [&](std::uint64_t bytes, std::optional<std::uint64_t>) {
                      if (bytes > 0) CHECK(dl.cancel(id));
@@ -372,7 +364,7 @@ TEST_CASE("download: transfers take their turn in order, and a stalled one lends
   std::vector<int> finished;   // download index, in the order the files were complete
   std::vector<int> receiving;  // download index of each progress call, in order
   auto start = [&](int i) {
-    dl->download(videos[i].first["video"]["url"], (d.path / (std::to_string(i) + ".mp4")).string(), 400000,
+    dl->download(videos[i].first["video"]["url"], (d.path() / (std::to_string(i) + ".mp4")).string(), 400000,
                  [&, i](const Result<DownloadResult>& r) {
                    CHECK(r.ok());
                    finished.push_back(i);
@@ -397,5 +389,5 @@ TEST_CASE("download: transfers take their turn in order, and a stalled one lends
     CHECK(finished.back() == 0);  // 3 s late; 1 and 2 went ahead after 300 ms
   }
   for (int i = 0; i < 3; ++i)
-    CHECK(read_file(d.path / (std::to_string(i) + ".mp4")) == fake_video(videos[i].second, 400000));
+    CHECK(read_file(d.path() / (std::to_string(i) + ".mp4")) == fake_video(videos[i].second, 400000));
 }

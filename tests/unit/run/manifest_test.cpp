@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "run/manifest.h"
+#include "files.h"
 
 namespace fs = std::filesystem;
 using kr::run::FileRecord;
@@ -18,21 +19,10 @@ using kr::run::JobState;
 using kr::run::ManifestWriter;
 using ojson = nlohmann::ordered_json;
 
+using krt::TempDir;
+
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "kr-manifest-XXXXXX").string();
-    char* p = ::mkdtemp(tmpl.data());
-    REQUIRE(p != nullptr);
-    path = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 ojson read_json(const fs::path& p) {
   std::ifstream in(p);
@@ -71,7 +61,7 @@ TEST_CASE("manifest: ISO-8601 UTC timestamps", "[manifest]") {
 
 TEST_CASE("manifest: entries, totals, in-place updates, first-seen order", "[manifest]") {
   TempDir d;
-  fs::path dir = d.path / "out" / "film";  // created on first update
+  fs::path dir = d.path() / "out" / "film";  // created on first update
   fs::path path = dir / "manifest.json";
   ManifestWriter w(path, "film");
 
@@ -158,7 +148,7 @@ TEST_CASE("manifest: entries, totals, in-place updates, first-seen order", "[man
 
 TEST_CASE("manifest: a new writer keeps what is on disk", "[manifest]") {
   TempDir d;
-  fs::path path = d.path / "manifest.json";
+  fs::path path = d.path() / "manifest.json";
   {
     ManifestWriter w(path, "film");
     w.update(job("a", "a", JobState::Done));
@@ -187,7 +177,7 @@ TEST_CASE("manifest: a new writer keeps what is on disk", "[manifest]") {
   CHECK(m["jobs"][4]["key"] == "e");
 
   // A script name is taken from the jobs when not given.
-  fs::path p2 = d.path / "other" / "manifest.json";
+  fs::path p2 = d.path() / "other" / "manifest.json";
   ManifestWriter w4(p2);
   w4.update(job("x", "x", JobState::Sending));
   CHECK(read_json(p2)["script"] == "film.lua");
@@ -195,7 +185,7 @@ TEST_CASE("manifest: a new writer keeps what is on disk", "[manifest]") {
 
 TEST_CASE("manifest: the rewrite is atomic: a concurrent reader always sees valid JSON", "[manifest]") {
   TempDir d;
-  fs::path path = d.path / "manifest.json";
+  fs::path path = d.path() / "manifest.json";
   ManifestWriter w(path, "film");
   w.update(job("k0", "k0", JobState::Sending));
 
@@ -228,7 +218,7 @@ TEST_CASE("manifest: the rewrite is atomic: a concurrent reader always sees vali
     r.input["pad"] = std::string(static_cast<size_t>(200 + i * 7), 'x');  // sizes vary
     w.update(r);
     REQUIRE_NOTHROW(read_json(path));
-    REQUIRE_FALSE(has_tmp(d.path));
+    REQUIRE_FALSE(has_tmp(d.path()));
   }
   ::close(stop[1]);
   int status = 0;
@@ -240,14 +230,14 @@ TEST_CASE("manifest: the rewrite is atomic: a concurrent reader always sees vali
 
 TEST_CASE("manifest: write errors name the path", "[manifest]") {
   TempDir d;
-  std::ofstream(d.path / "file") << "x";
-  ManifestWriter w(d.path / "file" / "manifest.json", "s");
+  std::ofstream(d.path() / "file") << "x";
+  ManifestWriter w(d.path() / "file" / "manifest.json", "s");
   CHECK_THROWS_WITH(w.update(job("k", "k", JobState::Sending)), Catch::Contains("file"));
 }
 
 TEST_CASE("manifest: post() writes in the background, drain() waits until it is on disk", "[manifest]") {
   TempDir d;
-  fs::path path = d.path / "manifest.json";
+  fs::path path = d.path() / "manifest.json";
   ManifestWriter w(path, "film");
   CHECK(w.drain() == "");  // nothing posted: nothing to wait for
   for (int i = 0; i < 30; ++i) {
@@ -261,13 +251,13 @@ TEST_CASE("manifest: post() writes in the background, drain() waits until it is 
   REQUIRE(m["jobs"].size() == 10);
   for (auto& e : m["jobs"]) CHECK(e["state"] == "done");  // the last state posted wins
   CHECK(m["totals"]["done"] == 10);
-  CHECK_FALSE(has_tmp(d.path));
+  CHECK_FALSE(has_tmp(d.path()));
 }
 
 TEST_CASE("manifest: rows whose background write failed go out with the next write", "[manifest]") {
   TempDir d;
-  std::ofstream(d.path / "blocked") << "x";  // a file where the manifest's directory should be
-  fs::path path = d.path / "blocked" / "manifest.json";
+  std::ofstream(d.path() / "blocked") << "x";  // a file where the manifest's directory should be
+  fs::path path = d.path() / "blocked" / "manifest.json";
   {
     ManifestWriter w(path, "film");
     w.post({job("a", "a", JobState::Done)});
@@ -275,7 +265,7 @@ TEST_CASE("manifest: rows whose background write failed go out with the next wri
     CHECK_THAT(err, Catch::Contains("blocked"));
     w.post({job("b", "b", JobState::Sending)});
     CHECK(w.drain() != "");  // still blocked: a, b queued
-    fs::remove(d.path / "blocked");
+    fs::remove(d.path() / "blocked");
     w.post({job("b", "b", JobState::Done)});
     CHECK(w.drain() == "");
     ojson m = read_json(path);
@@ -285,19 +275,19 @@ TEST_CASE("manifest: rows whose background write failed go out with the next wri
   }
   // A drain() alone retries what is queued.
   TempDir d2;
-  std::ofstream(d2.path / "blocked") << "x";
-  fs::path p2 = d2.path / "blocked" / "manifest.json";
+  std::ofstream(d2.path() / "blocked") << "x";
+  fs::path p2 = d2.path() / "blocked" / "manifest.json";
   ManifestWriter w2(p2, "film");
   w2.post({job("c", "c", JobState::Done)});
   CHECK(w2.drain() != "");
-  fs::remove(d2.path / "blocked");
+  fs::remove(d2.path() / "blocked");
   CHECK(w2.drain() == "");
   CHECK(read_json(p2)["jobs"].size() == 1);
 }
 
 TEST_CASE("manifest: the destructor writes what is still queued", "[manifest]") {
   TempDir d;
-  fs::path path = d.path / "manifest.json";
+  fs::path path = d.path() / "manifest.json";
   {
     ManifestWriter w(path, "film");
     for (int i = 0; i < 20; ++i) w.post({job("k" + std::to_string(i), "n" + std::to_string(i), JobState::Done)});

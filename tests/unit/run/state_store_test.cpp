@@ -16,6 +16,7 @@
 
 #include "net/sha256.h"
 #include "run/state_store.h"
+#include "files.h"
 
 namespace fs = std::filesystem;
 using kr::run::Claim;
@@ -26,21 +27,10 @@ using kr::run::StateStore;
 using kr::run::StoreOptions;
 using nlohmann::json;
 
+using krt::TempDir;
+
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "kr-store-XXXXXX").string();
-    char* p = ::mkdtemp(tmpl.data());
-    REQUIRE(p != nullptr);
-    path = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 // A manual clock shared by every store of a test.
 struct Clock {
@@ -107,7 +97,7 @@ fs::path finish(StateStore& s, const std::string& key, const fs::path& dir,
 
 TEST_CASE("store: open creates the directory, WAL, versioned schema", "[store]") {
   TempDir d;
-  fs::path dir = d.path / "a" / ".klingrun";
+  fs::path dir = d.path() / "a" / ".klingrun";
   Clock clock;
   {
     auto s = open_store(dir, clock, "r1");
@@ -131,26 +121,26 @@ TEST_CASE("store: open creates the directory, WAL, versioned schema", "[store]")
 TEST_CASE("store: open errors name the path", "[store]") {
   TempDir d;
   Clock clock;
-  auto blocker = write_file(d.path / "file", "x");
+  auto blocker = write_file(d.path() / "file", "x");
   CHECK_THROWS_WITH(open_store(blocker / "sub", clock, "r"), Catch::Contains((blocker / "sub").string()));
 
-  fs::create_directories(d.path / "bad");
-  write_file(d.path / "bad" / "state.db", std::string(4096, 'z'));
-  CHECK_THROWS_WITH(open_store(d.path / "bad", clock, "r"), Catch::Contains("state.db"));
+  fs::create_directories(d.path() / "bad");
+  write_file(d.path() / "bad" / "state.db", std::string(4096, 'z'));
+  CHECK_THROWS_WITH(open_store(d.path() / "bad", clock, "r"), Catch::Contains("state.db"));
 
   // A schema from a newer klingrun is refused, not clobbered.
-  { auto s = open_store(d.path / "new", clock, "r"); }
+  { auto s = open_store(d.path() / "new", clock, "r"); }
   sqlite3* raw = nullptr;
-  REQUIRE(sqlite3_open((d.path / "new" / "state.db").c_str(), &raw) == SQLITE_OK);
+  REQUIRE(sqlite3_open((d.path() / "new" / "state.db").c_str(), &raw) == SQLITE_OK);
   REQUIRE(sqlite3_exec(raw, "PRAGMA user_version=99", nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(raw);
-  CHECK_THROWS_WITH(open_store(d.path / "new", clock, "r"), Catch::Contains("schema version 99"));
+  CHECK_THROWS_WITH(open_store(d.path() / "new", clock, "r"), Catch::Contains("schema version 99"));
 }
 
 TEST_CASE("store: new job → Submit, row is sending with this owner", "[store][claim]") {
   TempDir d;
   Clock clock;
-  auto s = open_store(d.path, clock, "r1");
+  auto s = open_store(d.path(), clock, "r1");
   Claim c = s->claim(intent("k1"));
   CHECK(c.action == Claim::Submit);
   CHECK(c.job.state == JobState::Sending);
@@ -170,7 +160,7 @@ TEST_CASE("store: new job → Submit, row is sending with this owner", "[store][
 TEST_CASE("store: full lifecycle, then Reuse from another process costs nothing", "[store][claim]") {
   TempDir d;
   Clock clock;
-  auto a = open_store(d.path, clock, "a");
+  auto a = open_store(d.path(), clock, "a");
   REQUIRE(a->claim(intent("k")).action == Claim::Submit);
   clock.advance(50);
   a->mark_sent("k");
@@ -188,7 +178,7 @@ TEST_CASE("store: full lifecycle, then Reuse from another process costs nothing"
   CHECK(r->result["video"]["url"] == "u");
   CHECK(r->billable_units == Approx(5.0));
   CHECK(r->files.empty());
-  fs::path f = write_file(d.path / "k.mp4", "bytes");
+  fs::path f = write_file(d.path() / "k.mp4", "bytes");
   a->add_file("k", "video", f, *kr::net::sha256_file(f.string()), 5);
   clock.advance(100);
   a->mark_done("k");
@@ -199,7 +189,7 @@ TEST_CASE("store: full lifecycle, then Reuse from another process costs nothing"
   REQUIRE(r->files.size() == 1);
   CHECK(r->files[0].path == f);
 
-  auto b = open_store(d.path, clock, "b");
+  auto b = open_store(d.path(), clock, "b");
   Claim c = b->claim(intent("k"));
   CHECK(c.action == Claim::Reuse);
   CHECK(c.job.result["video"]["url"] == "u");
@@ -210,13 +200,13 @@ TEST_CASE("store: full lifecycle, then Reuse from another process costs nothing"
 TEST_CASE("store: the result is stored before files, a crash then means Download, not Submit", "[store][claim]") {
   TempDir d;
   Clock clock;
-  auto a = open_store(d.path, clock, "a");
+  auto a = open_store(d.path(), clock, "a");
   REQUIRE(a->claim(intent("k")).action == Claim::Submit);
   a->mark_sent("k");
   a->mark_submitted("k", "req-1");
   a->store_result("k", {{"video", {{"url", "https://x/v.mp4"}}}}, std::nullopt);
   // `a` is still live (fresh heartbeat): another process must not download the same file.
-  auto b = open_store(d.path, clock, "b");
+  auto b = open_store(d.path(), clock, "b");
   CHECK(b->claim(intent("k")).action == Claim::WaitOther);
   CHECK(a->claim(intent("k")).action == Claim::WaitOther);  // a is downloading it already
   // `a` crashes (no release, no heartbeat): after the lease, b downloads from the stored result.
@@ -232,11 +222,11 @@ TEST_CASE("store: the result is stored before files, a crash then means Download
 TEST_CASE("store: Reuse is rejected when a file is deleted or modified", "[store][claim]") {
   TempDir d;
   Clock clock;
-  auto a = open_store(d.path, clock, "a");
+  auto a = open_store(d.path(), clock, "a");
   REQUIRE(a->claim(intent("k")).action == Claim::Submit);
-  fs::path f = finish(*a, "k", d.path, "0123456789");
+  fs::path f = finish(*a, "k", d.path(), "0123456789");
   a->release();
-  auto b = open_store(d.path, clock, "b");
+  auto b = open_store(d.path(), clock, "b");
   REQUIRE(b->claim(intent("k")).action == Claim::Reuse);
 
   auto redo = [&](const std::string& content) {
@@ -278,11 +268,11 @@ TEST_CASE("store: Reuse is rejected when a file is deleted or modified", "[store
 TEST_CASE("store: submitted jobs are attached to, never resubmitted", "[store][claim]") {
   TempDir d;
   Clock clock;
-  auto a = open_store(d.path, clock, "a");
+  auto a = open_store(d.path(), clock, "a");
   REQUIRE(a->claim(intent("k")).action == Claim::Submit);
   a->mark_sent("k");
   a->mark_submitted("k", "req-9");
-  auto b = open_store(d.path, clock, "b");
+  auto b = open_store(d.path(), clock, "b");
 
   SECTION("live other owner → WaitOther") {
     Claim c = b->claim(intent("k"));
@@ -301,7 +291,7 @@ TEST_CASE("store: submitted jobs are attached to, never resubmitted", "[store][c
     CHECK(c.job.request_id == "req-9");
     CHECK(c.job.owner == b->owner());
     // ... and now b owns it: a third process waits.
-    auto e = open_store(d.path, clock, "e");
+    auto e = open_store(d.path(), clock, "e");
     CHECK(e->claim(intent("k")).action == Claim::WaitOther);
   }
   SECTION("stale owner → Attach") {
@@ -316,8 +306,8 @@ TEST_CASE("store: submitted jobs are attached to, never resubmitted", "[store][c
 TEST_CASE("store: heartbeat keeps ownership alive past the lease", "[store][claim]") {
   TempDir d;
   Clock clock;
-  auto a = open_store(d.path, clock, "a");
-  auto b = open_store(d.path, clock, "b");
+  auto a = open_store(d.path(), clock, "a");
+  auto b = open_store(d.path(), clock, "b");
   REQUIRE(a->claim(intent("k")).action == Claim::Submit);
   a->mark_sent("k");
   a->mark_submitted("k", "req");
@@ -334,10 +324,10 @@ TEST_CASE("store: heartbeat keeps ownership alive past the lease", "[store][clai
 TEST_CASE("store: sent, then its owner died → Unknown, never resubmitted unless asked", "[store][claim]") {
   TempDir d;
   Clock clock;
-  auto a = open_store(d.path, clock, "a");
+  auto a = open_store(d.path(), clock, "a");
   REQUIRE(a->claim(intent("k")).action == Claim::Submit);
   a->mark_sent("k");  // the request went out
-  auto b = open_store(d.path, clock, "b");
+  auto b = open_store(d.path(), clock, "b");
   // Live: wait for it.
   CHECK(b->claim(intent("k")).action == Claim::WaitOther);
   // The same run claiming it again while it is being sent waits too (no double submit).
@@ -370,12 +360,12 @@ TEST_CASE("store: sent, then its owner died → Unknown, never resubmitted unles
 TEST_CASE("store: unsent sending whose owner died → Submit again, same generation, new owner", "[store][claim][sent]") {
   TempDir d;
   Clock clock;
-  auto a = open_store(d.path, clock, "a");
+  auto a = open_store(d.path(), clock, "a");
   Claim first = a->claim(intent("k"));
   REQUIRE(first.action == Claim::Submit);
   const std::int64_t created = first.job.created_ms;
   // a stops before mark_sent (e.g. while uploading inputs or waiting for a slot).
-  auto b = open_store(d.path, clock, "b");
+  auto b = open_store(d.path(), clock, "b");
   CHECK(b->claim(intent("k")).action == Claim::WaitOther);  // live owner: wait
   CHECK(a->claim(intent("k")).action == Claim::WaitOther);  // same run: never a second submit
 
@@ -405,7 +395,7 @@ TEST_CASE("store: unsent sending whose owner died → Submit again, same generat
   CHECK(b->get("k")->owner == b->owner());
 
   // b drives it now: another process waits, and b itself does not submit twice.
-  auto e = open_store(d.path, clock, "e");
+  auto e = open_store(d.path(), clock, "e");
   CHECK(e->claim(intent("k")).action == Claim::WaitOther);
   CHECK(b->claim(intent("k")).action == Claim::WaitOther);
   b->mark_sent("k");
@@ -421,7 +411,7 @@ TEST_CASE("store: unsent sending whose owner died → Submit again, same generat
 TEST_CASE("store: mark_sent sets sent_ms, it is null right after the claim", "[store][sent]") {
   TempDir d;
   Clock clock;
-  auto a = open_store(d.path, clock, "a");
+  auto a = open_store(d.path(), clock, "a");
   Claim c = a->claim(intent("k"));
   REQUIRE(c.action == Claim::Submit);
   CHECK_FALSE(c.job.sent_ms);
@@ -448,7 +438,7 @@ TEST_CASE("store: mark_sent sets sent_ms, it is null right after the claim", "[s
   a->mark_submitted("k", "req");
   CHECK(a->get("k")->sent_ms);
   a.reset();
-  auto b = open_store(d.path, clock, "b");
+  auto b = open_store(d.path(), clock, "b");
   CHECK(b->get("k")->sent_ms);
   // A new generation starts unsent again.
   b->mark_failed("k", "boom");
@@ -462,7 +452,7 @@ TEST_CASE("store: mark_sent sets sent_ms, it is null right after the claim", "[s
 TEST_CASE("store: unmark_sent: a withdrawn send is failed and unsent, and submitted again", "[store][sent]") {
   TempDir d;
   Clock clock;
-  auto a = open_store(d.path, clock, "a");
+  auto a = open_store(d.path(), clock, "a");
   REQUIRE(a->claim(intent("k")).action == Claim::Submit);
   a->mark_sent("k");
   a->unmark_sent("k", "not sent: fsync failed");
@@ -472,7 +462,7 @@ TEST_CASE("store: unmark_sent: a withdrawn send is failed and unsent, and submit
   CHECK(r->error == "not sent: fsync failed");
   CHECK(r->owner.empty());
   // The next run submits it (a new generation), not "unknown".
-  auto b = open_store(d.path, clock, "b");
+  auto b = open_store(d.path(), clock, "b");
   Claim again = b->claim(intent("k"));
   CHECK(again.action == Claim::Submit);
   CHECK(again.job.generation == 2);
@@ -488,7 +478,7 @@ TEST_CASE("store: unmark_sent: a withdrawn send is failed and unsent, and submit
 TEST_CASE("store: mark_sent is refused in every state but sending", "[store][sent]") {
   TempDir d;
   Clock clock;
-  auto a = open_store(d.path, clock, "a");
+  auto a = open_store(d.path(), clock, "a");
   CHECK_THROWS_AS(a->mark_sent("missing"), std::logic_error);
 
   // Drives `key` from a fresh Submit claim to `target`.
@@ -540,7 +530,7 @@ TEST_CASE("store: mark_sent is refused in every state but sending", "[store][sen
 TEST_CASE("store: mark_unknown → Unknown, resubmit_unknown → Submit", "[store][claim]") {
   TempDir d;
   Clock clock;
-  auto a = open_store(d.path, clock, "a");
+  auto a = open_store(d.path(), clock, "a");
   REQUIRE(a->claim(intent("k")).action == Claim::Submit);
   a->mark_sent("k");
   a->mark_unknown("k", "timeout after sending the submit");
@@ -576,14 +566,14 @@ TEST_CASE("store: an owner whose process is gone is dead at once (same host)", "
   o.owner = dead;
   o.now_ms = clock.fn();
   o.lease = std::chrono::milliseconds(kLease);
-  auto a = StateStore::open(d.path, o);
+  auto a = StateStore::open(d.path(), o);
   REQUIRE(a->claim(intent("k")).action == Claim::Submit);
   a->mark_sent("k");
   REQUIRE(a->claim(intent("k2")).action == Claim::Submit);
   a->mark_sent("k2");
   a->mark_submitted("k2", "req-k2");
   REQUIRE(a->claim(intent("k3")).action == Claim::Submit);  // never sent
-  auto b = open_store(d.path, clock, "b");
+  auto b = open_store(d.path(), clock, "b");
   // Heartbeats are fresh, but the pid no longer exists.
   CHECK(b->claim(intent("k")).action == Claim::Unknown);
   CHECK(b->claim(intent("k2")).action == Claim::Attach);
@@ -596,7 +586,7 @@ TEST_CASE("store: an owner whose process is gone is dead at once (same host)", "
 TEST_CASE("store: failed and cancelled jobs are submitted again as a new generation", "[store][claim]") {
   TempDir d;
   Clock clock;
-  auto a = open_store(d.path, clock, "a");
+  auto a = open_store(d.path(), clock, "a");
   REQUIRE(a->claim(intent("k")).action == Claim::Submit);
   a->mark_sent("k");
   a->mark_submitted("k", "req-1");
@@ -626,9 +616,9 @@ TEST_CASE("store: fresh generates anew once per run and keeps history", "[store]
   Clock clock;
   fs::path f1;
   {
-    auto a = open_store(d.path, clock, "a", clock.t->load());
+    auto a = open_store(d.path(), clock, "a", clock.t->load());
     REQUIRE(a->claim(intent("k")).action == Claim::Submit);
-    f1 = finish(*a, "k", d.path, "take-one");
+    f1 = finish(*a, "k", d.path(), "take-one");
     a->release();
   }
   clock.advance(1000);
@@ -636,7 +626,7 @@ TEST_CASE("store: fresh generates anew once per run and keeps history", "[store]
   fresh.fresh = true;
 
   SECTION("done → new generation; the old one and its files stay in history") {
-    auto b = open_store(d.path, clock, "b", clock.t->load());
+    auto b = open_store(d.path(), clock, "b", clock.t->load());
     Claim c = b->claim(fresh);
     CHECK(c.action == Claim::Submit);
     CHECK(c.job.generation == 2);
@@ -648,7 +638,7 @@ TEST_CASE("store: fresh generates anew once per run and keeps history", "[store]
     b->mark_submitted("k", "req-2");
     CHECK(b->claim(fresh).action == Claim::Attach);
     b->store_result("k", {{"video", {{"url", "v2"}}}}, 5.0);
-    fs::path f2 = write_file(d.path / "k-2.mp4", "take-two");
+    fs::path f2 = write_file(d.path() / "k-2.mp4", "take-two");
     b->add_file("k", "video", f2, *kr::net::sha256_file(f2.string()), fs::file_size(f2));
     b->mark_done("k");
     Claim again = b->claim(fresh);
@@ -661,37 +651,37 @@ TEST_CASE("store: fresh generates anew once per run and keeps history", "[store]
     CHECK(h[0].files[0].path == f1);
     // A later run without fresh reuses the newest generation.
     b->release();
-    auto e = open_store(d.path, clock, "e", clock.t->load() + 1);
+    auto e = open_store(d.path(), clock, "e", clock.t->load() + 1);
     CHECK(e->claim(intent("k")).action == Claim::Reuse);
   }
   SECTION("a generation another live process started during this run is not regenerated") {
-    auto b = open_store(d.path, clock, "b", clock.t->load());
-    auto other = open_store(d.path, clock, "other", clock.t->load());
+    auto b = open_store(d.path(), clock, "b", clock.t->load());
+    auto other = open_store(d.path(), clock, "other", clock.t->load());
     REQUIRE(other->claim(fresh).action == Claim::Submit);  // gen 2, created after b's start
     CHECK(b->claim(fresh).action == Claim::WaitOther);
-    finish(*other, "k", d.path, "by-other");
+    finish(*other, "k", d.path(), "by-other");
     CHECK(b->claim(fresh).action == Claim::Reuse);
     CHECK(b->history("k").size() == 2);
   }
   SECTION("fresh never steals a job a live process is driving") {
-    auto other = open_store(d.path, clock, "other", 0);
+    auto other = open_store(d.path(), clock, "other", 0);
     REQUIRE(other->claim(intent("k2")).action == Claim::Submit);
     other->mark_sent("k2");
     other->mark_submitted("k2", "req-o");
     clock.advance(10);
-    auto b = open_store(d.path, clock, "b", clock.t->load());
+    auto b = open_store(d.path(), clock, "b", clock.t->load());
     JobIntent f2 = intent("k2");
     f2.fresh = true;
     CHECK(b->claim(f2).action == Claim::WaitOther);
     CHECK(b->history("k2").size() == 1);
   }
   SECTION("fresh on an unknown job submits anew and keeps the unknown one") {
-    auto other = open_store(d.path, clock, "other", 0);
+    auto other = open_store(d.path(), clock, "other", 0);
     REQUIRE(other->claim(intent("k3")).action == Claim::Submit);
     other->mark_sent("k3");
     other.reset();  // crashed while sending
     clock.advance(kLease + 1);
-    auto b = open_store(d.path, clock, "b", clock.t->load());
+    auto b = open_store(d.path(), clock, "b", clock.t->load());
     JobIntent f3 = intent("k3");
     f3.fresh = true;
     Claim c = b->claim(f3);
@@ -701,11 +691,11 @@ TEST_CASE("store: fresh generates anew once per run and keeps history", "[store]
     CHECK(h[0].state == JobState::Unknown);
   }
   SECTION("fresh on a never-sent job does not call it unknown") {
-    auto other = open_store(d.path, clock, "other", 0);
+    auto other = open_store(d.path(), clock, "other", 0);
     REQUIRE(other->claim(intent("k4")).action == Claim::Submit);
     other.reset();  // stopped before sending
     clock.advance(kLease + 1);
-    auto b = open_store(d.path, clock, "b", clock.t->load());
+    auto b = open_store(d.path(), clock, "b", clock.t->load());
     JobIntent f4 = intent("k4");
     f4.fresh = true;
     CHECK(b->claim(f4).action == Claim::Submit);
@@ -719,7 +709,7 @@ TEST_CASE("store: fresh generates anew once per run and keeps history", "[store]
 TEST_CASE("store: transitions are checked", "[store]") {
   TempDir d;
   Clock clock;
-  auto a = open_store(d.path, clock, "a");
+  auto a = open_store(d.path(), clock, "a");
   CHECK_THROWS_AS(a->mark_submitted("missing", "r"), std::logic_error);
   REQUIRE(a->claim(intent("k")).action == Claim::Submit);
   CHECK_THROWS_AS(a->mark_done("k"), std::logic_error);  // no result yet
@@ -742,11 +732,11 @@ TEST_CASE("store: transitions are checked", "[store]") {
 TEST_CASE("store: each store updates the generation it claimed", "[store]") {
   TempDir d;
   Clock clock;
-  auto a = open_store(d.path, clock, "a");
+  auto a = open_store(d.path(), clock, "a");
   REQUIRE(a->claim(intent("k")).action == Claim::Submit);  // gen 1
   a->mark_sent("k");                                       // ... and its request went out
   clock.advance(kLease + 1);                               // a looks dead (stalled)
-  auto b = open_store(d.path, clock, "b");
+  auto b = open_store(d.path(), clock, "b");
   JobIntent again = intent("k");
   again.resubmit_unknown = true;
   REQUIRE(b->claim(again).action == Claim::Submit);  // gen 2 (gen 1 recorded as unknown)
@@ -764,7 +754,7 @@ TEST_CASE("store: each store updates the generation it claimed", "[store]") {
 TEST_CASE("store: release hands rows to the next run", "[store]") {
   TempDir d;
   Clock clock;
-  auto a = open_store(d.path, clock, "a");
+  auto a = open_store(d.path(), clock, "a");
   REQUIRE(a->claim(intent("sending")).action == Claim::Submit);
   a->mark_sent("sending");
   REQUIRE(a->claim(intent("submitted")).action == Claim::Submit);
@@ -776,7 +766,7 @@ TEST_CASE("store: release hands rows to the next run", "[store]") {
   a->store_result("completed", {{"x", 1}});
   a->release();
   for (auto& r : a->list()) CHECK(r.owner.empty());
-  auto b = open_store(d.path, clock, "b");  // no waiting for the lease
+  auto b = open_store(d.path(), clock, "b");  // no waiting for the lease
   CHECK(b->claim(intent("sending")).action == Claim::Unknown);
   CHECK(b->get("sending")->error.find("released while sending") != std::string::npos);
   CHECK(b->claim(intent("submitted")).action == Claim::Attach);
@@ -786,7 +776,7 @@ TEST_CASE("store: release hands rows to the next run", "[store]") {
 TEST_CASE("store: release: an unsent row → Submit for the next claim, a sent one → Unknown", "[store][sent]") {
   TempDir d;
   Clock clock;
-  auto a = open_store(d.path, clock, "a");
+  auto a = open_store(d.path(), clock, "a");
   REQUIRE(a->claim(intent("unsent")).action == Claim::Submit);
   REQUIRE(a->claim(intent("sent")).action == Claim::Submit);
   a->mark_sent("sent");
@@ -804,7 +794,7 @@ TEST_CASE("store: release: an unsent row → Submit for the next claim, a sent o
   CHECK(s->error.find("released while sending") != std::string::npos);
 
   SECTION("another process, at once (no lease wait)") {
-    auto b = open_store(d.path, clock, "b");
+    auto b = open_store(d.path(), clock, "b");
     Claim c = b->claim(intent("unsent"));
     CHECK(c.action == Claim::Submit);
     CHECK(c.job.generation == 1);
@@ -830,14 +820,14 @@ TEST_CASE("store: persistence across close and reopen", "[store]") {
   Clock clock;
   fs::path f;
   {
-    auto a = open_store(d.path, clock, "a");
+    auto a = open_store(d.path(), clock, "a");
     REQUIRE(a->claim(intent("k", "intro", "film.lua")).action == Claim::Submit);
-    f = finish(*a, "k", d.path, "video!");
+    f = finish(*a, "k", d.path(), "video!");
     REQUIRE(a->claim(intent("k2", "outro", "film.lua")).action == Claim::Submit);
     a->mark_sent("k2");
     a->mark_submitted("k2", "req-k2");
   }
-  auto b = open_store(d.path, clock, "b");
+  auto b = open_store(d.path(), clock, "b");
   auto r = b->get("k");
   REQUIRE(r);
   CHECK(r->name == "intro");
@@ -868,7 +858,7 @@ TEST_CASE("store: persistence across close and reopen", "[store]") {
 TEST_CASE("store: list, list by script, find_by_name", "[store]") {
   TempDir d;
   Clock clock;
-  auto a = open_store(d.path, clock, "a");
+  auto a = open_store(d.path(), clock, "a");
   REQUIRE(a->claim(intent("k1", "intro", "one.lua")).action == Claim::Submit);
   clock.advance(1);
   REQUIRE(a->claim(intent("k2", "middle", "one.lua")).action == Claim::Submit);
@@ -907,11 +897,11 @@ TEST_CASE("store: list, list by script, find_by_name", "[store]") {
 TEST_CASE("store: gc removes only done jobs whose files were deleted", "[store][gc]") {
   TempDir d;
   Clock clock;
-  auto a = open_store(d.path, clock, "a");
+  auto a = open_store(d.path(), clock, "a");
   for (auto k : {"kept", "gone", "sending", "submitted", "unknown", "completed", "failed"})
     REQUIRE(a->claim(intent(k, k)).action == Claim::Submit);
-  finish(*a, "kept", d.path);
-  fs::path gone = finish(*a, "gone", d.path);
+  finish(*a, "kept", d.path());
+  fs::path gone = finish(*a, "gone", d.path());
   for (auto k : {"submitted", "unknown", "completed"}) a->mark_sent(k);
   a->mark_submitted("submitted", "r");
   a->mark_unknown("unknown", "?");
@@ -919,7 +909,7 @@ TEST_CASE("store: gc removes only done jobs whose files were deleted", "[store][
   a->store_result("completed", {{"x", 1}});
   a->mark_failed("failed", "boom");
   fs::remove(gone);
-  fs::remove(d.path / "nonexistent");  // no-op
+  fs::remove(d.path() / "nonexistent");  // no-op
 
   CHECK(a->gc() == 1);
   CHECK_FALSE(a->get("gone"));
@@ -933,23 +923,23 @@ TEST_CASE("store: gc removes only done jobs whose files were deleted", "[store][
 TEST_CASE("store: gc removes an older generation whose files are gone, keeps the newest", "[store][gc]") {
   TempDir d;
   Clock clock;
-  auto a = open_store(d.path, clock, "a", clock.t->load());
+  auto a = open_store(d.path(), clock, "a", clock.t->load());
   REQUIRE(a->claim(intent("k")).action == Claim::Submit);
-  finish(*a, "k", d.path, "one", "k-1.mp4");
+  finish(*a, "k", d.path(), "one", "k-1.mp4");
   clock.advance(10);
-  auto b = open_store(d.path, clock, "b", clock.t->load());
+  auto b = open_store(d.path(), clock, "b", clock.t->load());
   JobIntent fresh = intent("k");
   fresh.fresh = true;
   REQUIRE(b->claim(fresh).action == Claim::Submit);
-  finish(*b, "k", d.path, "two", "k-2.mp4");
+  finish(*b, "k", d.path(), "two", "k-2.mp4");
   CHECK(b->gc() == 0);
-  fs::remove(d.path / "k-1.mp4");
+  fs::remove(d.path() / "k-1.mp4");
   CHECK(b->gc() == 1);
   auto h = b->history("k");
   REQUIRE(h.size() == 1);
   CHECK(h[0].generation == 2);
   CHECK(b->claim(intent("k")).action == Claim::Reuse);
-  fs::remove(d.path / "k-2.mp4");
+  fs::remove(d.path() / "k-2.mp4");
   CHECK(b->gc() == 1);
   CHECK(b->history("k").empty());
 }
@@ -1005,7 +995,7 @@ TEST_CASE("store: N processes claiming one key at the same moment: exactly one S
         ::close(rep[0]);
         std::string result;
         try {
-          auto s = StateStore::open(d.path / ".klingrun");  // real clock, real pid owner
+          auto s = StateStore::open(d.path() / ".klingrun");  // real clock, real pid owner
           char c;
           (void)!::read(go[0], &c, 1);  // all children are released together (EOF)
           Claim cl = s->claim(intent("same-key"));
@@ -1066,7 +1056,7 @@ TEST_CASE("store: many processes, many keys: no busy errors, one Submit per key"
       try {
         StoreOptions o;
         o.busy_timeout = std::chrono::milliseconds(30000);
-        auto s = StateStore::open(d.path, o);
+        auto s = StateStore::open(d.path(), o);
         char c;
         (void)!::read(go[0], &c, 1);
         // Each child walks the keys in its own order so that they collide everywhere.
@@ -1080,7 +1070,7 @@ TEST_CASE("store: many processes, many keys: no busy errors, one Submit per key"
             s->mark_sent(key);
             s->mark_submitted(key, "req-" + key);
             s->store_result(key, {{"video", {{"url", key}}}}, 5.0);
-            fs::path f = d.path / (key + ".mp4");
+            fs::path f = d.path() / (key + ".mp4");
             std::ofstream(f) << key;
             s->add_file(key, "video", f, *kr::net::sha256_file(f.string()), fs::file_size(f));
             s->mark_done(key);
@@ -1125,7 +1115,7 @@ TEST_CASE("store: many processes, many keys: no busy errors, one Submit per key"
     INFO(k);
     CHECK(n == 1);
   }
-  auto s = StateStore::open(d.path);
+  auto s = StateStore::open(d.path());
   auto all = s->list(std::string("many.lua"));
   CHECK(all.size() == static_cast<size_t>(kKeys));
   for (auto& r : all) {

@@ -16,6 +16,7 @@
 #include "net/sha256.h"
 #include "run/state_store.h"
 #include "sqlite_vfs.h"
+#include "files.h"
 
 namespace fs = std::filesystem;
 using kr::run::Claim;
@@ -23,20 +24,10 @@ using kr::run::JobIntent;
 using kr::run::StateStore;
 using krt::CountingVfs;
 
+using krt::TempDir;
+
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "kr-sync-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 JobIntent intent(const std::string& key) {
   JobIntent in;
@@ -62,7 +53,7 @@ int syncs_of(F&& f) {
 TEST_CASE("store durability: only the money steps are fsynced, the rest commit without", "[store][durability]") {
   CountingVfs vfs;
   TempDir d;
-  auto s = StateStore::open(d.path);
+  auto s = StateStore::open(d.path());
   using D = StateStore::Durable;
 
   // Nothing is sent by a claim: no fsync (mark_sent's covers it before anything leaves).
@@ -73,7 +64,7 @@ TEST_CASE("store durability: only the money steps are fsynced, the rest commit w
   CHECK(s->pragma("synchronous") == "2");  // FULL
 
   // After the request id, no step costs an fsync.
-  fs::path video = d.path / "a.mp4";
+  fs::path video = d.path() / "a.mp4";
   std::ofstream(video) << "VIDEO";
   CHECK(syncs_of([&] {
           s->heartbeat();
@@ -101,7 +92,7 @@ TEST_CASE("store durability: only the money steps are fsynced, the rest commit w
           }
         }) == 0);
   {
-    auto other = StateStore::open(d.path);
+    auto other = StateStore::open(d.path());
     CHECK(other->get("e")->sent_ms.has_value());
   }
   CHECK(syncs_of([&] { s->sync(); }) == 1);
