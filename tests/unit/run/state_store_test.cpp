@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -974,62 +975,77 @@ struct Child {
   int out;  // read end of the child's report pipe
 };
 
+// Forks `n` processes running body(i, start): each gets ready, calls start() to wait for the
+// common start signal, and returns its report (a thrown exception becomes "error: …" and exit
+// code 2). A child stays alive after reporting until all have reported, so an owner whose
+// claim is being compared is never dead. Returns the reports in order; checks the exit codes.
+std::vector<std::string> race(int n, const std::function<std::string(int, const std::function<void()>&)>& body) {
+  int go[2], hold[2];
+  REQUIRE(::pipe(go) == 0);
+  REQUIRE(::pipe(hold) == 0);
+  std::vector<Child> children;
+  for (int i = 0; i < n; ++i) {
+    int rep[2];
+    REQUIRE(::pipe(rep) == 0);
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::close(go[1]);
+      ::close(hold[1]);
+      ::close(rep[0]);
+      char c;
+      int code = 0;
+      std::string report;
+      try {
+        report = body(i, [&] { (void)!::read(go[0], &c, 1); });  // EOF releases all together
+      } catch (const std::exception& e) {
+        report = std::string("error: ") + e.what();
+        code = 2;
+      }
+      write_all(rep[1], report);
+      ::close(rep[1]);
+      (void)!::read(hold[0], &c, 1);
+      ::_exit(code);
+    }
+    ::close(rep[1]);
+    children.push_back({pid, rep[0]});
+  }
+  ::close(go[0]);
+  ::close(hold[0]);
+  ::usleep(50 * 1000);  // let every child get ready
+  ::close(go[1]);       // go!
+  std::vector<std::string> reports;
+  for (auto& c : children) {
+    reports.push_back(read_all(c.out));
+    ::close(c.out);
+  }
+  ::close(hold[1]);
+  for (auto& c : children) {
+    int status = 0;
+    ::waitpid(c.pid, &status, 0);
+    INFO("child " << c.pid);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
+  return reports;
+}
+
 }  // namespace
 
 TEST_CASE("store: N processes claiming one key at the same moment: exactly one Submit", "[store][multiprocess]") {
   constexpr int kChildren = 4;
   for (int round = 0; round < 5; ++round) {
     TempDir d;
-    int go[2], finish_pipe[2];
-    REQUIRE(::pipe(go) == 0);
-    REQUIRE(::pipe(finish_pipe) == 0);
-    std::vector<Child> children;
-    for (int i = 0; i < kChildren; ++i) {
-      int rep[2];
-      REQUIRE(::pipe(rep) == 0);
-      pid_t pid = ::fork();
-      REQUIRE(pid >= 0);
-      if (pid == 0) {
-        ::close(go[1]);
-        ::close(finish_pipe[1]);
-        ::close(rep[0]);
-        std::string result;
-        try {
-          auto s = StateStore::open(d.path() / ".klingrun");  // real clock, real pid owner
-          char c;
-          (void)!::read(go[0], &c, 1);  // all children are released together (EOF)
-          Claim cl = s->claim(intent("same-key"));
-          result = std::string(kr::run::to_string(cl.action));
-          write_all(rep[1], result);
-          ::close(rep[1]);
-          (void)!::read(finish_pipe[0], &c, 1);  // stay alive (the owner must stay live) until told
-        } catch (const std::exception& e) {
-          write_all(rep[1], std::string("error: ") + e.what());
-          ::_exit(2);
-        }
-        ::_exit(0);
-      }
-      ::close(rep[1]);
-      children.push_back({pid, rep[0]});
-    }
-    ::close(go[0]);
-    ::close(finish_pipe[0]);
-    ::usleep(50 * 1000);  // let every child open the store
-    ::close(go[1]);       // go!
+    auto reports = race(kChildren, [&](int, const std::function<void()>& start) {
+      auto s = StateStore::open(d.path() / ".klingrun");  // real clock, real pid owner
+      start();
+      return std::string(kr::run::to_string(s->claim(intent("same-key")).action));
+    });
     std::map<std::string, int> counts;
-    for (auto& c : children) {
-      std::string r = read_all(c.out);
-      ::close(c.out);
+    for (auto& r : reports) {
       counts[r]++;
       INFO("child said: " << r);
       CHECK((r == "submit" || r == "wait-other"));
-    }
-    ::close(finish_pipe[1]);
-    for (auto& c : children) {
-      int status = 0;
-      ::waitpid(c.pid, &status, 0);
-      CHECK(WIFEXITED(status));
-      CHECK(WEXITSTATUS(status) == 0);
     }
     CHECK(counts["submit"] == 1);
     CHECK(counts["wait-other"] == kChildren - 1);
@@ -1040,62 +1056,35 @@ TEST_CASE("store: many processes, many keys: no busy errors, one Submit per key"
   constexpr int kChildren = 4;
   constexpr int kKeys = 60;
   TempDir d;
-  int go[2];
-  REQUIRE(::pipe(go) == 0);
-  std::vector<Child> children;
-  for (int i = 0; i < kChildren; ++i) {
-    int rep[2];
-    REQUIRE(::pipe(rep) == 0);
-    pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      ::close(go[1]);
-      ::close(rep[0]);
-      int code = 0;
-      std::string report;
-      try {
-        StoreOptions o;
-        o.busy_timeout = std::chrono::milliseconds(30000);
-        auto s = StateStore::open(d.path(), o);
-        char c;
-        (void)!::read(go[0], &c, 1);
-        // Each child walks the keys in its own order so that they collide everywhere.
-        for (int n = 0; n < kKeys; ++n) {
-          int k = (i % 2 == 0) ? n : kKeys - 1 - n;
-          std::string key = "key-" + std::to_string(k);
-          Claim cl = s->claim(intent(key, key, "many.lua"));
-          if (cl.action == Claim::Submit) {
-            report += key + "\n";
-            s->heartbeat();
-            s->mark_sent(key);
-            s->mark_submitted(key, "req-" + key);
-            s->store_result(key, {{"video", {{"url", key}}}}, 5.0);
-            fs::path f = d.path() / (key + ".mp4");
-            std::ofstream(f) << key;
-            s->add_file(key, "video", f, *kr::net::sha256_file(f.string()), fs::file_size(f));
-            s->mark_done(key);
-          }
-          s->list();
-        }
-        s->release();
-      } catch (const std::exception& e) {
-        report += std::string("error: ") + e.what() + "\n";
-        code = 2;
+  auto reports = race(kChildren, [&](int i, const std::function<void()>& start) {
+    StoreOptions o;
+    o.busy_timeout = std::chrono::milliseconds(30000);
+    auto s = StateStore::open(d.path(), o);
+    start();
+    std::string report;
+    // Each child walks the keys in its own order so that they collide everywhere.
+    for (int n = 0; n < kKeys; ++n) {
+      int k = (i % 2 == 0) ? n : kKeys - 1 - n;
+      std::string key = "key-" + std::to_string(k);
+      Claim cl = s->claim(intent(key, key, "many.lua"));
+      if (cl.action == Claim::Submit) {
+        report += key + "\n";
+        s->heartbeat();
+        s->mark_sent(key);
+        s->mark_submitted(key, "req-" + key);
+        s->store_result(key, {{"video", {{"url", key}}}}, 5.0);
+        fs::path f = d.path() / (key + ".mp4");
+        std::ofstream(f) << key;
+        s->add_file(key, "video", f, *kr::net::sha256_file(f.string()), fs::file_size(f));
+        s->mark_done(key);
       }
-      write_all(rep[1], report);
-      ::close(rep[1]);
-      ::_exit(code);
+      s->list();
     }
-    ::close(rep[1]);
-    children.push_back({pid, rep[0]});
-  }
-  ::close(go[0]);
-  ::usleep(50 * 1000);
-  ::close(go[1]);
+    s->release();
+    return report;
+  });
   std::map<std::string, int> submits;
-  for (auto& c : children) {
-    std::string r = read_all(c.out);
-    ::close(c.out);
+  for (auto& r : reports) {
     size_t pos = 0;
     while (pos < r.size()) {
       size_t nl = r.find('\n', pos);
@@ -1105,10 +1094,6 @@ TEST_CASE("store: many processes, many keys: no busy errors, one Submit per key"
       CHECK(line.rfind("error", 0) != 0);
       submits[line]++;
     }
-    int status = 0;
-    ::waitpid(c.pid, &status, 0);
-    CHECK(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
   }
   CHECK(submits.size() == static_cast<size_t>(kKeys));
   for (auto& [k, n] : submits) {
