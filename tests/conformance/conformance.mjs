@@ -6,34 +6,17 @@
 // wrong — fix the fake, never the expectation here.
 // Usage: node conformance.mjs [--verbose]; last line "N passed, M failed"; exit 1 on failure.
 
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createFalClient, ApiError, ValidationError } from '@fal-ai/client';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const FAKEFAL = path.join(HERE, '..', 'fakefal', 'fakefal.js');
+import { assert, AssertionError, eq, runTests, sleep, startFakefal, test, VERBOSE } from '../fakefal/harness.mjs';
+
 const KEY = 'test:secret';
 const VIDEO_BYTES = 4096;
-const VERBOSE = process.argv.includes('--verbose');
 const T2V = 'fal-ai/kling-video/v3/pro/text-to-video';
 const I2V = 'fal-ai/kling-video/v3/pro/image-to-video';
 const FAST = '[[queue_ms=50]] [[run_ms=100]]';
 
-// ---------------------------------------------------------------- harness
-
-const results = { passed: 0, failed: 0 };
-const tests = [];
-const test = (name, fn) => tests.push({ name, fn });
-class AssertionError extends Error {}
-function assert(cond, msg) { if (!cond) throw new AssertionError(msg); }
-function eq(actual, expected, what) {
-  const a = JSON.stringify(actual);
-  const e = JSON.stringify(expected);
-  assert(a === e, `${what}: expected ${e}, got ${a}`);
-}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
 
 async function rejectionOf(promise) {
@@ -42,21 +25,6 @@ async function rejectionOf(promise) {
 }
 
 // ---------------------------------------------------------------- fake server + clients
-
-function startFakefal() {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [FAKEFAL, '--port', '0', '--key', KEY,
-      '--video-bytes', String(VIDEO_BYTES), '--exit-with-parent'], { stdio: ['pipe', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /^fakefal listening on (http:\/\/127\.0\.0\.1:\d+)\n/.exec(out);
-      if (m) resolve({ child, base: m[1] });
-    });
-    child.on('exit', (code) => reject(new Error(`fakefal exited with ${code}`)));
-    setTimeout(() => reject(new Error('fakefal did not start within 5 s')), 5000);
-  });
-}
 
 let BASE;
 const wire = [];   // every URL the client fetched (after rewriting), for assertions
@@ -268,31 +236,17 @@ test('proxyUrl {url, when: "always"}: routed on x-fal-target-url', async () => {
 
 // ---------------------------------------------------------------- main
 
-async function main() {
-  const srv = await startFakefal();
-  BASE = srv.base;
-  fal = makeClient(KEY);
-  for (const { name, fn } of tests) {
-    const t0 = Date.now();
-    try {
-      await fn();
-      results.passed++;
-      console.log(`ok   - ${name} (${Date.now() - t0} ms)`);
-    } catch (e) {
-      results.failed++;
-      console.log(`FAIL - ${name}: ${e instanceof AssertionError ? e.message : e.stack}`);
-      if (VERBOSE && e.body) console.log('       body:', JSON.stringify(e.body));
-    }
-  }
-  const s = await stats();
-  if (s.auth_missing !== 0) { results.failed++; console.log(`FAIL - the client sent ${s.auth_missing} API calls without Authorization`); }
-  srv.child.kill('SIGTERM');
-  console.log(`${results.passed} passed, ${results.failed} failed`);
-  process.exit(results.failed ? 1 : 0);
-}
-
-main().catch((e) => {
-  console.log(`FAIL - harness: ${e.stack}`);
-  console.log(`${results.passed} passed, ${results.failed + 1} failed`);
-  process.exit(1);
+let srv;
+runTests({
+  setup: async () => {
+    srv = await startFakefal(['--port', '0', '--key', KEY, '--video-bytes', String(VIDEO_BYTES), '--exit-with-parent']);
+    BASE = srv.base;
+    fal = makeClient(KEY);
+  },
+  teardown: async () => {
+    const s = await stats();
+    srv.child.kill('SIGTERM');
+    return s.auth_missing === 0 ? [] : [`the client sent ${s.auth_missing} API calls without Authorization`];
+  },
+  detail: (e) => (VERBOSE && e.body ? `body: ${JSON.stringify(e.body)}` : ''),
 });

@@ -4,54 +4,12 @@
 // Usage: node tests/fakefal/selftest.mjs [--verbose]
 // Last line of output: "N passed, M failed"; exit code 1 when anything failed.
 
-import { spawn } from 'node:child_process';
 import { createHash, createPublicKey, verify as verifySignature } from 'node:crypto';
 import http from 'node:http';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { assert, eq, runTests, sleep, startFakefal, test, VERBOSE, waitExit } from './harness.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const FAKEFAL = path.join(HERE, 'fakefal.js');
 const KEY = 'test:secret';
 const VIDEO_BYTES = 5000;
-const VERBOSE = process.argv.includes('--verbose');
-
-// ---------------------------------------------------------------- tiny harness
-
-const results = { passed: 0, failed: 0 };
-const tests = [];
-const test = (name, fn) => tests.push({ name, fn });
-
-class AssertionError extends Error {}
-function assert(cond, msg) { if (!cond) throw new AssertionError(msg); }
-function eq(actual, expected, what) {
-  const a = JSON.stringify(actual);
-  const e = JSON.stringify(expected);
-  assert(a === e, `${what}: expected ${e}, got ${a}`);
-}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// ---------------------------------------------------------------- server process
-
-function startFakefal(args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [FAKEFAL, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /^fakefal listening on (http:\/\/127\.0\.0\.1:(\d+))\n/.exec(out);
-      if (m) resolve({ child, base: m[1], port: Number(m[2]), firstLine: out.split('\n')[0] });
-    });
-    child.on('exit', (code) => reject(new Error(`fakefal exited early with ${code}; stdout: ${out}`)));
-    setTimeout(() => reject(new Error('fakefal did not start within 5 s')), 5000);
-  });
-}
-
-const waitExit = (child, ms) => new Promise((resolve) => {
-  if (child.exitCode !== null) return resolve(child.exitCode);
-  const t = setTimeout(() => resolve('timeout'), ms);
-  child.once('exit', (code, signal) => { clearTimeout(t); resolve(code ?? signal); });
-});
 
 let SRV;   // { child, base, port }
 
@@ -667,30 +625,14 @@ test('--exit-with-parent: exits when stdin closes; SIGTERM exits cleanly', async
 
 // ---------------------------------------------------------------- main
 
-async function main() {
-  SRV = await startFakefal(['--port', '0', '--key', KEY, '--queue-ms', '100', '--run-ms', '300',
-    '--video-bytes', String(VIDEO_BYTES), '--exit-with-parent']);
-  for (const { name, fn } of tests) {
-    const t0 = Date.now();
-    try {
-      await fn();
-      results.passed++;
-      console.log(`ok   - ${name} (${Date.now() - t0} ms)`);
-    } catch (e) {
-      results.failed++;
-      console.log(`FAIL - ${name}: ${e instanceof AssertionError ? e.message : e.stack}`);
-    }
-  }
-  SRV.child.kill('SIGTERM');
-  const code = await waitExit(SRV.child, 3000);
-  if (code !== 0) { results.failed++; console.log(`FAIL - fakefal exit code after SIGTERM: ${code}`); }
-  console.log(`${results.passed} passed, ${results.failed} failed`);
-  process.exit(results.failed ? 1 : 0);
-}
-
-main().catch((e) => {
-  console.log(`FAIL - harness: ${e.stack}`);
-  if (SRV) SRV.child.kill('SIGTERM');
-  console.log(`${results.passed} passed, ${results.failed + 1} failed`);
-  process.exit(1);
+runTests({
+  setup: async () => {
+    SRV = await startFakefal(['--port', '0', '--key', KEY, '--queue-ms', '100', '--run-ms', '300',
+      '--video-bytes', String(VIDEO_BYTES), '--exit-with-parent']);
+  },
+  teardown: async () => {
+    SRV.child.kill('SIGTERM');
+    const code = await waitExit(SRV.child, 3000);
+    return code === 0 ? [] : [`fakefal exit code after SIGTERM: ${code}`];
+  },
 });
