@@ -4,7 +4,6 @@
 // clearing faults, waiting for a state), file hashing. Header-only; needs fakefal.h (libcurl,
 // nlohmann/json) and OpenSSL's libcrypto.
 
-#include <openssl/evp.h>
 
 #include <chrono>
 #include <fstream>
@@ -20,6 +19,7 @@
 #include "fakefal.h"
 #include "files.h"
 #include "process.h"
+#include "sha256.h"
 
 namespace krt {
 
@@ -102,29 +102,6 @@ inline int fake_jobs_in(const FakeFal& fake, const std::string& state) {
   return s["jobs_by_state"].value(state, 0);
 }
 
-// Hex SHA-256 of a file's bytes ("" if it cannot be read).
-inline std::string sha256_file_hex(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  if (!f) return "";
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  std::vector<char> buf(1 << 16);
-  while (f) {
-    f.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    if (f.gcount() > 0) EVP_DigestUpdate(ctx, buf.data(), static_cast<std::size_t>(f.gcount()));
-  }
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_DigestFinal_ex(ctx, md, &n);
-  EVP_MD_CTX_free(ctx);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < n; ++i) {
-    out.push_back(hex[md[i] >> 4]);
-    out.push_back(hex[md[i] & 15]);
-  }
-  return out;
-}
 
 // Every file under `root` whose name ends with `suffix` (relative paths).
 inline std::vector<std::string> files_ending(const fs::path& root, const std::string& suffix) {

@@ -2,8 +2,6 @@
 // Shared by the end-to-end tests: a temp working directory plus a fake fal server, and the
 // bytes the fake serves for a job's video (so a downloaded file can be checked byte for byte).
 
-#include <openssl/evp.h>
-
 #include <string>
 #include <vector>
 
@@ -14,26 +12,14 @@
 #include "files.h"
 #include "klingrun.h"
 #include "process.h"
+#include "sha256.h"
 
 namespace e2e {
 
 using nlohmann::json;
 
-inline std::string sha256_raw(const std::string& s) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_Digest(s.data(), s.size(), md, &n, EVP_sha256(), nullptr);
-  return std::string(reinterpret_cast<char*>(md), n);
-}
-inline std::string sha256_hex(const std::string& s) {
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : sha256_raw(s)) {
-    out.push_back(hex[c >> 4]);
-    out.push_back(hex[c & 15]);
-  }
-  return out;
-}
+using krt::sha256_hex;  // sha256.h
+using krt::sha256_raw;
 
 // fakefal README: block i = sha256("<request_id>:<i>"), concatenated, cut to `size` bytes.
 inline std::string fake_video(const std::string& request_id, std::size_t size) {
