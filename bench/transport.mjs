@@ -269,11 +269,14 @@ function analyse(side, r) {
   const firstCreated = Math.min(...per.map((p) => p.created).filter(Number.isFinite));
   const lastDone = Math.max(...per.map((p) => p.done).filter(Number.isFinite));
 
-  // Slot refill: the k-th job to finish frees a slot; the (k+C)-th job to start should take it.
-  const dones = per.map((p) => p.done).filter(Number.isFinite).sort((a, b) => a - b);
+  // Slot refill: the k-th slot to be freed should be taken by the (k+C)-th job to start. klingrun
+  // frees a job's slot when its result is in hand (the job is off fal; the download goes on
+  // beside the next job); a fal-js worker takes its next job once the file is written.
+  const freedAt = (p) => (side.kind === 'klingrun' ? p.result : p.done);
+  const freed = per.map(freedAt).filter(Number.isFinite).sort((a, b) => a - b);
   const starts = per.map((p) => p.start).filter(Number.isFinite).sort((a, b) => a - b);
   const refill = [];
-  for (let k = 0; k + opt.concurrency < starts.length && k < dones.length; k++) refill.push(starts[k + opt.concurrency] - dones[k]);
+  for (let k = 0; k + opt.concurrency < starts.length && k < freed.length; k++) refill.push(starts[k + opt.concurrency] - freed[k]);
 
   const time = r.time || {};
   const cpu = Number.isFinite(time.user_s) ? time.user_s + time.sys_s : (r.selfCpu ?? NaN);
@@ -380,7 +383,7 @@ function table(results) {
     ['completion on fake → result JSON in hand, ms', (x) => fd(x.completed_to_result_ms)],
     ['result in hand → file done, ms', (x) => fd(x.result_to_done_ms)],
     ['file mtime → file done (sync, rename, bookkeeping), ms', (x) => fd(x.mtime_to_done_ms)],
-    ['slot refill: a job done → next job submitting, ms', (x) => fd(x.refill_ms)],
+    ['slot refill: a slot freed → next job submitting, ms', (x) => fd(x.refill_ms)],
     ['tail: last file done → process exit (ms)', (x) => f1(x.tail_ms)],
     ['max jobs IN_PROGRESS on the fake', (x) => String(x.max_jobs_in_progress)],
     ['max open HTTP requests on the fake', (x) => String(x.max_open_requests)],
