@@ -11,7 +11,6 @@ struct FalBackend::Active {
   int uploads_pending = 0;
   bool failed = false;
   json sent;  // the input with local files replaced by their fal URLs
-  std::unique_ptr<JobError> withdrawn;  // why its submit was taken back (see withdraw)
 };
 
 JobError job_error(const net::FalError& e) {
@@ -112,9 +111,7 @@ net::JobCallbacks FalBackend::callbacks(Job& job) {
   cb.on_sending = [this, &job] {
     job.phase = Phase::submitting;
     if (hooks_.event) hooks_.event(job, JobEvent::sending);
-    // The store refused to mark it sent (another process took the job over): send nothing;
-    // fail() reports it as claim_lost.
-    return !job.claim_lost;
+    return !job.send_refused;  // refused: nothing leaves, and fail() reports why
   };
   cb.on_submitted = [this, &job](const std::string& id) {
     job.request_id = id;
@@ -178,15 +175,9 @@ void FalBackend::download(Job& job) {
 }
 
 void FalBackend::fail(Job& job, const net::FalError& e) {
-  if (auto it = active_.find(&job); it != active_.end() && it->second->withdrawn) {
-    job.fail(std::move(*it->second->withdrawn));
-    job.phase = Phase::failed;
-    finish(job);
-    return;
-  }
-  if (job.claim_lost) {
-    job.fail(JobError{"claim_lost", "not sent: another klingrun process took this job over while this one stalled; it will run it",
-                      {}, "", "nothing was sent from this process; see `klingrun status`"});
+  if (job.send_refused) {  // the runner refused or took back the send: its reason, not "cancelled"
+    job.fail(std::move(*job.send_refused));
+    job.send_refused.reset();
     job.phase = Phase::failed;
     finish(job);
     return;
@@ -205,11 +196,9 @@ void FalBackend::finish(Job& job) {
   if (hooks_.finished) hooks_.finished(job);
 }
 
-bool FalBackend::withdraw(Job& job, JobError why) {
+bool FalBackend::withdraw(Job& job) {
   auto it = active_.find(&job);
-  if (it == active_.end() || !it->second->queue_id || !queue_.withdraw(it->second->queue_id)) return false;
-  it->second->withdrawn = std::make_unique<JobError>(std::move(why));
-  return true;
+  return it != active_.end() && it->second->queue_id && queue_.withdraw(it->second->queue_id);
 }
 
 void FalBackend::cancel(Job& job) {

@@ -24,7 +24,7 @@ class FalBackend : public Backend {
   void poll(int max_wait_ms) override;
   bool busy() const override;
   void cancel(Job& job) override;
-  bool withdraw(Job& job, JobError why) override;
+  bool withdraw(Job& job) override;
 
   net::Loop& loop() { return loop_; }
 

@@ -51,7 +51,6 @@ struct Job {
   bool sent = false;          // the submit went out this run (fal may bill it)
   bool attached = false;      // re-attached to a request already on fal
   bool offline = false;
-  bool claim_lost = false;    // the store refused to mark it sent: another process drives it
   bool holds_slot = false;    // counts against the runner's concurrency (until fal has finished it)
   std::string request_id;
   int queue_position = -1;
@@ -61,6 +60,9 @@ struct Job {
   std::uint64_t video_bytes = 0, download_total = 0, download_done = 0;
   std::optional<double> billable_units;
   std::unique_ptr<JobError> error;  // set when it did not produce a video (a pointer: most jobs never need one)
+  // Set by the runner when its submit must not leave (the store could not record the send, or
+  // another process drives the job now); the backend sends nothing and fails the job with it.
+  std::unique_ptr<JobError> send_refused;
 
   void fail(JobError e) { error = std::make_unique<JobError>(std::move(e)); }
   double t_created = 0, t_submitted = 0, t_started = 0, t_completed = 0, t_done = 0;  // seconds since run start

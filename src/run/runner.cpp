@@ -124,9 +124,13 @@ void Runner::sync_before_io() {
     const std::string why = std::string("state store: ") + e.what();
     for (Job* job : jobs) {
       if (finished(job->phase)) continue;
-      JobError err{"state", "not sent: the state store could not make the send durable (" + why + ")", {}, "",
-                   "nothing was sent; free disk space or fix the disk, then run again"};
-      if (!backend_->withdraw(*job, std::move(err))) continue;  // it has left: the sent mark stays
+      job->send_refused = std::make_unique<JobError>(JobError{
+          "state", "not sent: the state store could not make the send durable (" + why + ")", {}, "",
+          "nothing was sent; free disk space or fix the disk, then run again"});
+      if (!backend_->withdraw(*job)) {  // it has left after all: the sent mark stays
+        job->send_refused.reset();
+        continue;
+      }
       job->sent = false;
       try { opts_.store->unmark_sent(job->key, "not sent: " + why); } catch (const std::exception&) {}
     }
@@ -389,10 +393,18 @@ void Runner::record(Job& job, JobEvent e) {
     }
     manifest_dirty_.insert(job.key);
   } catch (const ClaimLost& ex) {
-    job.claim_lost = true;  // the backend sees it right after this hook and sends nothing
     store_warn(job, ex);
+    job.send_refused = std::make_unique<JobError>(JobError{
+        "claim_lost", "not sent: another klingrun process took this job over while this one stalled; it will run it", {}, "",
+        "nothing was sent from this process; see `klingrun status`"});
   } catch (const std::exception& ex) {
     store_warn(job, ex);
+    // A send the store cannot record must not leave: after a crash the next run would not
+    // know it was sent, and would pay for it again.
+    if (e == JobEvent::sending)
+      job.send_refused = std::make_unique<JobError>(JobError{
+          "state", std::string("not sent: the state store could not record the send (") + ex.what() + ")", {}, "",
+          "nothing was sent; fix the state store (disk space, permissions, another process holding it), then run again"});
   }
 }
 
@@ -496,7 +508,7 @@ void Runner::on_event(Job& job, JobEvent e) {
   if (job.phase == Phase::running && job.t_started == 0) job.t_started = now();
   if (e == JobEvent::result) job.t_completed = now();
   record(job, e);
-  if (e == JobEvent::sending && !job.claim_lost) job.sent = true;  // a vetoed send never leaves
+  if (e == JobEvent::sending && !job.send_refused) job.sent = true;  // a refused send never leaves
   // The concurrency limit counts jobs on fal. Once fal has answered with the result, the job
   // is off fal and only its download remains (the backend runs those two at a time), so the
   // next job is submitted now instead of after the download: a wave's downloads overlap the

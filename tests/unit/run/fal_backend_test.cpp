@@ -11,6 +11,8 @@
 #include "run/runner.h"
 #include "sqlite_vfs.h"
 
+#include <sqlite3.h>
+
 using namespace kr::run;
 using json = nlohmann::json;
 
@@ -89,7 +91,7 @@ TEST_CASE("fal backend: a job whose claim another process took over is not sent"
   REQUIRE(job.phase == Phase::failed);
   REQUIRE(job.error);
   CHECK(job.error->kind == "claim_lost");
-  CHECK(job.claim_lost);
+  CHECK(job.error->message.find("not sent") != std::string::npos);
   CHECK_FALSE(job.sent);  // recorded as not sent by this process...
   auto st = fake.stats();
   CHECK(st["uploads"] == 1);
@@ -144,4 +146,49 @@ TEST_CASE("fal backend: when the sent marks cannot be fsynced, the submits are t
   CHECK(c.phase == Phase::done);
   CHECK(store->get(c.key)->state == JobState::Done);
   CHECK(fake.stats()["jobs_created"] == 1);
+}
+
+TEST_CASE("fal backend: a send the store cannot record is not made", "[run][fal][fake]") {
+  krt::FakeFal fake({"--key", "test:secret", "--queue-ms", "20", "--run-ms", "50"});
+  krt::TempDir dir("kr-norecord");
+  krt::write_file(dir / "frame.png", krt::make_png(512, 512, 9));
+  StoreOptions so;
+  so.busy_timeout = std::chrono::milliseconds(200);
+  auto store = StateStore::open(dir / "state", so);
+  RunnerOptions ro;
+  ro.out_dir = dir / "out";
+  ro.script = "norecord";
+  ro.store = store.get();
+  Runner runner(ro, std::make_unique<FalBackend>(config_for(fake), ro.out_dir));
+
+  // While the frame uploads, another connection takes the database's write lock and keeps it:
+  // mark_sent times out.
+  sqlite3* blocker = nullptr;
+  runner.on_change([&](const Job& job) {
+    if (job.phase != Phase::uploading || blocker) return;
+    REQUIRE(sqlite3_open(store->db_path().c_str(), &blocker) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(blocker, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  });
+  kr::Request req;
+  req.endpoint = "v3/pro/i2v";
+  req.name = "shot";
+  req.input = {{"prompt", "the fox looks up"}, {"start_image_url", (dir / "frame.png").string()}, {"duration", 5}};
+  Job& job = runner.submit(req);
+  run_to_idle(runner);
+  REQUIRE(blocker);
+  sqlite3_exec(blocker, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(blocker);
+
+  CHECK(job.phase == Phase::failed);
+  REQUIRE(job.error);
+  CHECK(job.error->kind == "state");
+  CHECK(job.error->message.find("not sent: the state store could not record the send") != std::string::npos);
+  CHECK_FALSE(job.sent);
+  CHECK(fake.stats()["uploads"] == 1);
+  CHECK(fake.stats()["requests"]["submit"] == 0);
+  CHECK(fake.stats()["jobs_created"] == 0);
+  auto row = store->get(job.key);
+  REQUIRE(row);
+  CHECK(row->state == JobState::Sending);  // claimed, never sent: the next run submits it
+  CHECK_FALSE(row->sent_ms);
 }
