@@ -16,7 +16,6 @@ packages=(
   libsqlite3-dev
   libmimalloc-dev
   catch2
-  libcpp-httplib-dev
 )
 missing=()
 for p in "${packages[@]}"; do
