@@ -220,8 +220,15 @@ void ManifestWriter::update(const std::vector<JobRecord>& batch) {
     if (auto it = by_key.find(job.key); it != by_key.end()) at = it->second;
     if (!job.name.empty())
       if (auto it = by_name.find(name_take(job.name, job.take)); it != by_name.end()) at = std::min(at, it->second);
-    if (at == jobs.size()) jobs.push_back(nullptr);
-    else if (auto* old = string_field(jobs[at], "key"); old && *old != job.key) by_key.erase(*old);
+    if (at == jobs.size()) {
+      jobs.push_back(nullptr);
+    } else {  // the entry may change its key or name: its old ones no longer lead to it
+      if (auto* k = string_field(jobs[at], "key"))
+        if (auto it = by_key.find(*k); it != by_key.end() && it->second == at) by_key.erase(it);
+      if (auto* n = string_field(jobs[at], "name"))
+        if (auto it = by_name.find(name_take(*n, jobs[at].value("take", 0))); it != by_name.end() && it->second == at)
+          by_name.erase(it);
+    }
     jobs[at] = entry_for(job, dir);
     by_key[job.key] = at;
     if (!job.name.empty()) by_name[name_take(job.name, job.take)] = at;

@@ -294,3 +294,30 @@ TEST_CASE("manifest: the destructor writes what is still queued", "[manifest]") 
   }
   CHECK(read_json(path)["jobs"].size() == 20);
 }
+
+TEST_CASE("manifest: within one batch, a renamed or re-keyed entry is found by its new identity only", "[manifest]") {
+  TempDir d;
+  fs::path path = d.path() / "manifest.json";
+  ManifestWriter w(path, "film");
+  // "a" edited twice in one batch (new key each time): one entry, the last.
+  // "x" renamed to "y" (same key), then a new job named "x": two entries.
+  JobRecord y = job("x1", "y", JobState::Done);
+  w.update({job("a1", "a", JobState::Sending), job("a2", "a", JobState::Sending), job("a3", "a", JobState::Done),
+            job("x1", "x", JobState::Sending), y, job("x2", "x", JobState::Sending)});
+  ojson m = read_json(path);
+  REQUIRE(m["jobs"].size() == 3);
+  CHECK(m["jobs"][0]["key"] == "a3");
+  CHECK(m["jobs"][1]["key"] == "x1");
+  CHECK(m["jobs"][1]["name"] == "y");
+  CHECK(m["jobs"][2]["key"] == "x2");
+  CHECK(m["jobs"][2]["name"] == "x");
+  // The same, against entries already on disk.
+  w.update({job("a4", "a", JobState::Sending), job("x1", "z", JobState::Done), job("x3", "y", JobState::Sending)});
+  m = read_json(path);
+  REQUIRE(m["jobs"].size() == 4);
+  CHECK(m["jobs"][0]["key"] == "a4");
+  CHECK(m["jobs"][1]["key"] == "x1");  // renamed from "y" to "z" ...
+  CHECK(m["jobs"][1]["name"] == "z");
+  CHECK(m["jobs"][3]["key"] == "x3");  // ... so a new "y" is a new entry, not that one
+  CHECK(m["jobs"][3]["name"] == "y");
+}
