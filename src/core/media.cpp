@@ -38,8 +38,25 @@ void image_size(const std::vector<unsigned char>& h, MediaInfo& m) {
   }
 }
 
-// ISO-BMFF (mp4/mov): duration from mvhd, frame size from the first tkhd with a non-zero size.
-void scan_boxes(std::ifstream& f, std::uint64_t start, std::uint64_t end, MediaInfo& m, int depth) {
+// What one trak says about its frames: the handler ("vide" for video), the media timescale
+// (mdhd) and, from the time-to-sample table (stts), how many samples span how many ticks.
+struct Track {
+  std::string handler;
+  std::uint32_t timescale = 0;
+  std::uint64_t samples = 0, ticks = 0;
+};
+
+// The box body (at most `cap` bytes), or empty when it cannot be read.
+std::vector<unsigned char> body(std::ifstream& f, std::uint64_t at, std::uint64_t size, std::uint64_t cap) {
+  std::vector<unsigned char> b(std::min(size, cap));
+  f.seekg(static_cast<std::streamoff>(at));
+  if (!f.read(reinterpret_cast<char*>(b.data()), static_cast<std::streamsize>(b.size()))) b.clear();
+  return b;
+}
+
+// ISO-BMFF (mp4/mov): duration from mvhd, frame size from the first tkhd with a non-zero size,
+// frame rate from the first video track's sample table.
+void scan_boxes(std::ifstream& f, std::uint64_t start, std::uint64_t end, MediaInfo& m, int depth, Track* track) {
   std::uint64_t pos = start;
   while (pos + 8 <= end && depth < 6) {
     unsigned char hdr[16];
@@ -51,12 +68,18 @@ void scan_boxes(std::ifstream& f, std::uint64_t start, std::uint64_t end, MediaI
     if (size == 1) { if (!f.read(reinterpret_cast<char*>(hdr + 8), 8)) return; size = be64(hdr + 8); header = 16; }
     else if (size == 0) size = end - pos;
     if (size < header || pos + size > end) return;
-    if (type == "moov" || type == "trak") {
-      scan_boxes(f, pos + header, pos + size, m, depth + 1);
+    const std::uint64_t at = pos + header, len = size - header;
+    if (type == "moov") {
+      scan_boxes(f, at, pos + size, m, depth + 1, nullptr);
+    } else if (type == "trak") {
+      Track t;
+      scan_boxes(f, at, pos + size, m, depth + 1, &t);
+      if (t.handler == "vide" && m.fps == 0 && t.timescale && t.ticks) m.fps = double(t.samples) * t.timescale / double(t.ticks);
+    } else if (track && (type == "mdia" || type == "minf" || type == "stbl")) {
+      scan_boxes(f, at, pos + size, m, depth + 1, track);
     } else if (type == "mvhd" || type == "tkhd") {
-      std::vector<unsigned char> b(std::min<std::uint64_t>(size - header, 128));
-      f.seekg(static_cast<std::streamoff>(pos + header));
-      if (!f.read(reinterpret_cast<char*>(b.data()), static_cast<std::streamsize>(b.size()))) return;
+      auto b = body(f, at, len, 128);
+      if (b.empty()) return;
       bool v1 = b[0] == 1;
       if (type == "mvhd" && b.size() >= 32) {
         std::uint32_t scale = v1 ? be32(&b[20]) : be32(&b[12]);
@@ -65,6 +88,25 @@ void scan_boxes(std::ifstream& f, std::uint64_t start, std::uint64_t end, MediaI
       } else if (type == "tkhd" && m.width == 0) {
         std::size_t off = v1 ? 88 : 76;  // width/height are the last two 16.16 fields
         if (b.size() >= off + 8) { m.width = be32(&b[off]) >> 16; m.height = be32(&b[off + 4]) >> 16; }
+      }
+    } else if (track && type == "hdlr") {
+      auto b = body(f, at, len, 12);
+      if (b.size() == 12) track->handler.assign(reinterpret_cast<char*>(&b[8]), 4);
+    } else if (track && type == "mdhd") {
+      auto b = body(f, at, len, 24);
+      if (!b.empty()) track->timescale = b[0] == 1 ? (b.size() >= 24 ? be32(&b[20]) : 0) : (b.size() >= 16 ? be32(&b[12]) : 0);
+    } else if (track && type == "stts") {
+      // (sample count, sample delta) pairs; a variable frame rate has many. Past 1 Mi entries
+      // (8 MiB) the rate is left unknown rather than read.
+      auto head = body(f, at, len, 8);
+      if (head.size() < 8) return;
+      std::uint64_t n = be32(&head[4]);
+      if (n > (1u << 20) || 8 + n * 8 > len) { pos += size; continue; }
+      auto table = body(f, at + 8, n * 8, n * 8);
+      for (std::uint64_t i = 0; i + 8 <= table.size(); i += 8) {
+        std::uint64_t count = be32(&table[i]), delta = be32(&table[i + 4]);
+        track->samples += count;
+        track->ticks += count * delta;
       }
     }
     pos += size;
@@ -113,7 +155,7 @@ std::optional<MediaInfo> probe_media(const std::filesystem::path& path) {
   image_size(head, m);
   if (m.width == 0 && head.size() >= 12 && std::equal(head.begin() + 4, head.begin() + 8, "ftyp")) {
     f.clear();
-    scan_boxes(f, 0, m.bytes, m, 0);
+    scan_boxes(f, 0, m.bytes, m, 0, nullptr);
   }
   return m;
 }

@@ -1,5 +1,5 @@
 // Reading just enough of a local media file to check fal's limits without decoding it:
-// image dimensions from the header, mp4/mov duration and frame size from the moov box.
+// image dimensions from the header, mp4/mov duration, frame size and frame rate from the moov box.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -12,6 +12,7 @@ struct MediaInfo {
   std::uintmax_t bytes = 0;
   int width = 0, height = 0;         // 0 when unknown
   double seconds = 0;                // videos only; 0 when unknown
+  double fps = 0;                    // videos: average frame rate of the video track; 0 when unknown
 };
 
 // Returns nullopt when the file cannot be opened.

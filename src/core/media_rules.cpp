@@ -20,6 +20,16 @@ std::string fmt(double v) {
   return buf;
 }
 
+// A frame rate as people write it: "24", "23.976", "59.94".
+std::string fps_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f", v);
+  std::string s = buf;
+  while (s.back() == '0') s.pop_back();
+  if (s.back() == '.') s.pop_back();
+  return s;
+}
+
 void check_one(const std::string& value, const std::string& kind, const std::string& path, const json& limits, Report& r) {
   std::string ext = media_extension(value);
   bool remote = is_remote_url(value);
@@ -64,7 +74,15 @@ void check_one(const std::string& value, const std::string& kind, const std::str
     if (info->seconds < lo || info->seconds > hi)
       r.error(path, quote(local, 60) + " lasts " + fmt(info->seconds) + " s; element videos must last " + fmt(lo) + "–" + fmt(hi) + " s");
   }
-  // Frame rate (24–60 fps) is not read: it needs the sample tables; fal will say if it is off.
+  if (kind == "video" && info->fps > 0) {
+    // The average rate of the video track (its sample table). kling-api.md gives 24–60 fps;
+    // whether fal takes NTSC's 23.976 as 24 is UNCONFIRMED, so a rate within 1% of a limit is
+    // a warning, and only one clearly outside is an error.
+    double lo = limits["min_fps"], hi = limits["max_fps"], fps = info->fps;
+    std::string rule = "; element videos must be " + fps_text(lo) + "–" + fps_text(hi) + " fps";
+    if (fps < lo * 0.99 || fps > hi * 1.01) r.error(path, quote(local, 60) + " runs at " + fps_text(fps) + " fps" + rule);
+    else if (fps < lo || fps > hi) r.warn(path, quote(local, 60) + " runs at " + fps_text(fps) + " fps" + rule + " (UNCONFIRMED whether fal rounds it)");
+  }
 }
 
 }  // namespace

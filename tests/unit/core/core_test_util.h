@@ -246,9 +246,21 @@ inline std::vector<unsigned char> box(const std::string& type, const std::vector
   return b;
 }
 
-// Minimal ISO-BMFF file: ftyp + moov { mvhd(v0 or v1: timescale, duration), trak { tkhd(v0: w, h) } }.
+// A track's sample timing: the media timescale and its stts entries (sample count, delta).
+struct Frames {
+  std::uint32_t timescale = 0;
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> stts;
+  std::string handler = "vide";
+};
+
+// trak { tkhd(v0: w, h) [, mdia { mdhd, hdlr, minf { stbl { stts } } }] }
+inline std::vector<unsigned char> trak(std::uint32_t w, std::uint32_t h, std::uint64_t duration, const Frames* frames);
+
+// Minimal ISO-BMFF file: ftyp + moov { mvhd(v0 or v1: timescale, duration), trak... }: one
+// video track of w×h, with a sample table when `frames` is given, after `before` tracks.
 inline std::vector<unsigned char> mp4(std::uint32_t w, std::uint32_t h, std::uint32_t timescale, std::uint64_t duration,
-                                      bool mvhd_v1 = false) {
+                                      bool mvhd_v1 = false, const Frames* frames = nullptr,
+                                      const std::vector<Frames>& before = {}) {
   std::vector<unsigned char> ftyp;
   put_str(ftyp, "isom");
   put_be32(ftyp, 512);
@@ -276,6 +288,22 @@ inline std::vector<unsigned char> mp4(std::uint32_t w, std::uint32_t h, std::uin
   mvhd.insert(mvhd.end(), 24, 0);  // pre_defined
   put_be32(mvhd, 2);               // next track id
 
+  std::vector<unsigned char> out = box("ftyp", ftyp);
+  auto moov = box("moov", [&] {
+    auto m = box("mvhd", mvhd);
+    for (const Frames& f : before) {
+      auto t = trak(0, 0, duration, &f);
+      m.insert(m.end(), t.begin(), t.end());
+    }
+    auto t = trak(w, h, duration, frames);
+    m.insert(m.end(), t.begin(), t.end());
+    return m;
+  }());
+  out.insert(out.end(), moov.begin(), moov.end());
+  return out;
+}
+
+inline std::vector<unsigned char> trak(std::uint32_t w, std::uint32_t h, std::uint64_t duration, const Frames* frames) {
   std::vector<unsigned char> tkhd = {0, 0, 0, 7};
   put_be32(tkhd, 0);  // creation
   put_be32(tkhd, 0);  // modification
@@ -287,16 +315,32 @@ inline std::vector<unsigned char> mp4(std::uint32_t w, std::uint32_t h, std::uin
   tkhd.insert(tkhd.end(), 36, 0);  // matrix
   put_be32(tkhd, w << 16);
   put_be32(tkhd, h << 16);
-
-  std::vector<unsigned char> out = box("ftyp", ftyp);
-  auto moov = box("moov", [&] {
-    auto m = box("mvhd", mvhd);
-    auto t = box("trak", box("tkhd", tkhd));
-    m.insert(m.end(), t.begin(), t.end());
-    return m;
-  }());
-  out.insert(out.end(), moov.begin(), moov.end());
-  return out;
+  auto t = box("tkhd", tkhd);
+  if (frames) {
+    std::vector<unsigned char> mdhd = {0, 0, 0, 0};
+    put_be32(mdhd, 0);  // creation
+    put_be32(mdhd, 0);  // modification
+    put_be32(mdhd, frames->timescale);
+    std::uint64_t ticks = 0;
+    for (auto& [n, d] : frames->stts) ticks += std::uint64_t(n) * d;
+    put_be32(mdhd, static_cast<std::uint32_t>(ticks));
+    put_be32(mdhd, 0);  // language, pre_defined
+    std::vector<unsigned char> hdlr = {0, 0, 0, 0};
+    put_be32(hdlr, 0);  // pre_defined
+    put_str(hdlr, frames->handler);
+    hdlr.insert(hdlr.end(), 13, 0);  // reserved, empty name
+    std::vector<unsigned char> stts = {0, 0, 0, 0};
+    put_be32(stts, static_cast<std::uint32_t>(frames->stts.size()));
+    for (auto& [n, d] : frames->stts) put_be32(stts, n), put_be32(stts, d);
+    auto mdia = box("mdhd", mdhd);
+    auto h2 = box("hdlr", hdlr);
+    auto minf = box("minf", box("stbl", box("stts", stts)));
+    mdia.insert(mdia.end(), h2.begin(), h2.end());
+    mdia.insert(mdia.end(), minf.begin(), minf.end());
+    auto md = box("mdia", mdia);
+    t.insert(t.end(), md.begin(), md.end());
+  }
+  return box("trak", t);
 }
 
 }  // namespace krt

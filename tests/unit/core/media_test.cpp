@@ -87,6 +87,26 @@ TEST_CASE("media: probe_media reads mp4 duration and frame size", "[media]") {
   CHECK(info->width == 1920);
 }
 
+TEST_CASE("media: probe_media reads the video track's frame rate from its sample table", "[media]") {
+  TempDir dir;
+  auto fps_of = [&](const std::string& name, const krt::Frames& f, const std::vector<krt::Frames>& before = {}) {
+    auto info = kr::probe_media(make(dir, name, krt::mp4(1280, 720, 1000, 5000, false, &f, before)));
+    REQUIRE(info);
+    CHECK(info->width == 1280);  // the first track with a size
+    return info->fps;
+  };
+  CHECK(fps_of("30.mp4", {15360, {{150, 512}}}) == Approx(30.0));
+  CHECK(fps_of("ntsc.mp4", {24000, {{120, 1001}}}) == Approx(23.976).epsilon(1e-4));
+  // Variable rate: the average over the whole table.
+  CHECK(fps_of("vfr.mp4", {1000, {{100, 40}, {100, 20}}}) == Approx(200.0 / 6.0));
+  // An audio track first: only the video track counts.
+  CHECK(fps_of("av.mp4", {90000, {{125, 3600}}}, {{48000, {{235, 1024}}, "soun"}}) == Approx(25.0));
+  // No sample table, or none of a video track: unknown.
+  CHECK(kr::probe_media(make(dir, "bare.mp4", krt::mp4(1280, 720, 1000, 5000)))->fps == 0);
+  krt::Frames audio{48000, {{235, 1024}}, "soun"};
+  CHECK(kr::probe_media(make(dir, "audio.mp4", krt::mp4(1280, 720, 1000, 5000, false, &audio)))->fps == 0);
+}
+
 TEST_CASE("media: media_extension", "[media]") {
   CHECK(kr::media_extension("photos/Hero.PNG") == "png");
   CHECK(kr::media_extension("/tmp/a.b/c.jpeg") == "jpeg");
@@ -270,6 +290,18 @@ TEST_CASE("rule 24: element videos", "[media][rule24]") {
     KR_HAS_ERROR(with_video_element(small), "elements[0].video_url", "is 640×360; each side must be 720–2160 px");
     auto big = make(dir, "4k.mp4", krt::mp4(3840, 2160, 1000, 5000));
     KR_HAS_ERROR(with_video_element(big), "elements[0].video_url", "is 3840×2160; each side must be 720–2160 px");
+  }
+  SECTION("frame rate outside 24–60 fps") {
+    auto at = [&](const std::string& name, krt::Frames f) { return make(dir, name, krt::mp4(1280, 720, 1000, 5000, false, &f)); };
+    KR_OK(with_video_element(at("24.mp4", {24, {{120, 1}}})));
+    KR_OK(with_video_element(at("60.mp4", {60, {{300, 1}}})));
+    KR_HAS_ERROR(with_video_element(at("15.mp4", {15, {{75, 1}}})), "elements[0].video_url",
+                 "runs at 15 fps; element videos must be 24–60 fps");
+    KR_HAS_ERROR(with_video_element(at("120.mp4", {120, {{600, 1}}})), "elements[0].video_url", "runs at 120 fps");
+    // NTSC's 23.976 is within 1% of the limit: whether fal rounds it is UNCONFIRMED, so a warning.
+    auto r = with_video_element(at("ntsc.mp4", {24000, {{120, 1001}}}));
+    KR_OK(r);
+    KR_HAS_WARNING(r, "elements[0].video_url", "runs at 23.976 fps");
   }
   SECTION("above 200 MB") {
     auto big = make_sized(dir, "big.mp4", krt::mp4(1280, 720, 1000, 5000), 200'000'001);
