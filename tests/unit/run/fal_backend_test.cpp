@@ -40,12 +40,22 @@ kr::Request t2v(const std::string& name, const std::string& prompt) {
   return req;
 }
 
+// An image-to-video job whose start frame is a local file: it uploads first, which gives a test
+// a moment between the claim and the send.
+kr::Request i2v_with_local_frame(const krt::TempDir& dir, std::uint8_t seed) {
+  krt::write_file(dir / "frame.png", krt::make_png(512, 512, seed));
+  kr::Request req;
+  req.endpoint = "v3/pro/i2v";
+  req.name = "shot";
+  req.input = {{"prompt", "the fox looks up"}, {"start_image_url", (dir / "frame.png").string()}, {"duration", 5}};
+  return req;
+}
+
 }  // namespace
 
 TEST_CASE("fal backend: a job whose claim another process took over is not sent", "[run][fal][fake]") {
   krt::FakeFal fake({"--key", "test:secret", "--queue-ms", "20", "--run-ms", "50"});
   krt::TempDir dir("kr-veto");
-  krt::write_file(dir / "frame.png", krt::make_png(512, 512, 7));
 
   std::atomic<std::int64_t> clock{1'700'000'000'000};
   auto store_for = [&](const std::string& owner) {
@@ -80,11 +90,7 @@ TEST_CASE("fal backend: a job whose claim another process took over is not sent"
     REQUIRE(b->claim(in).action == Claim::Submit);
   });
 
-  kr::Request req;
-  req.endpoint = "v3/pro/i2v";
-  req.name = "shot";
-  req.input = {{"prompt", "the fox looks up"}, {"start_image_url", (dir / "frame.png").string()}, {"duration", 5}};
-  Job& job = runner.submit(req);
+  Job& job = runner.submit(i2v_with_local_frame(dir, 7));
   run_to_idle(runner);
 
   REQUIRE(b);
@@ -151,7 +157,6 @@ TEST_CASE("fal backend: when the sent marks cannot be fsynced, the submits are t
 TEST_CASE("fal backend: a send the store cannot record is not made", "[run][fal][fake]") {
   krt::FakeFal fake({"--key", "test:secret", "--queue-ms", "20", "--run-ms", "50"});
   krt::TempDir dir("kr-norecord");
-  krt::write_file(dir / "frame.png", krt::make_png(512, 512, 9));
   StoreOptions so;
   so.busy_timeout = std::chrono::milliseconds(200);
   auto store = StateStore::open(dir / "state", so);
@@ -169,11 +174,7 @@ TEST_CASE("fal backend: a send the store cannot record is not made", "[run][fal]
     REQUIRE(sqlite3_open(store->db_path().c_str(), &blocker) == SQLITE_OK);
     REQUIRE(sqlite3_exec(blocker, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
   });
-  kr::Request req;
-  req.endpoint = "v3/pro/i2v";
-  req.name = "shot";
-  req.input = {{"prompt", "the fox looks up"}, {"start_image_url", (dir / "frame.png").string()}, {"duration", 5}};
-  Job& job = runner.submit(req);
+  Job& job = runner.submit(i2v_with_local_frame(dir, 9));
   run_to_idle(runner);
   REQUIRE(blocker);
   sqlite3_exec(blocker, "ROLLBACK", nullptr, nullptr, nullptr);
