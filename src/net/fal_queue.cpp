@@ -274,6 +274,13 @@ void FalQueue::on_submit_done(JobId id, HttpResponse& r) {
       return;
     }
     case SubmitVerdict::retry_safe:
+    case SubmitVerdict::failed:
+      if (j->cb.on_not_created) {
+        auto f = j->cb.on_not_created;
+        f();
+        if (!(j = find(id))) return;  // cancelled from the callback
+      }
+      if (v == SubmitVerdict::failed) return finish_error(id, failure_from(r, "submit", ""));
       if (j->submit_failures < opt_.submit.max_retries) {
         const double delay = opt_.submit.delay_ms(j->submit_failures, o);
         ++j->submit_failures;
@@ -282,9 +289,6 @@ void FalQueue::on_submit_done(JobId id, HttpResponse& r) {
         });
         return;
       }
-      finish_error(id, failure_from(r, "submit", ""));
-      return;
-    case SubmitVerdict::failed:
       finish_error(id, failure_from(r, "submit", ""));
       return;
     case SubmitVerdict::unknown: {

@@ -59,6 +59,9 @@ struct JobCallbacks {
   // ends with on_error (cancelled, "not sent"). A caller that must record the send durably
   // first (the state store) vetoes here when it cannot.
   std::function<bool()> on_sending;
+  // An attempt surely created no job on fal (it was refused or rate-limited before fal took
+  // it); another attempt may follow, with another on_sending.
+  std::function<void()> on_not_created;
   std::function<void(const std::string& request_id)> on_submitted;
   std::function<void(const QueueStatus&)> on_status;  // on a change of state/position, or new logs
   std::function<void(nlohmann::json output, const ResultMeta&)> on_result;

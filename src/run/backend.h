@@ -13,6 +13,7 @@ namespace kr::run {
 // synchronously, before the next request is handed to curl).
 enum class JobEvent {
   sending,      // the submit is about to go out
+  not_created,  // that submit surely created no job on fal (refused or rate-limited); it may be retried
   submitted,    // fal answered with job.request_id
   status,       // queue position, running, a log line
   result,       // job.output holds fal's answer; the download comes next

@@ -113,6 +113,9 @@ net::JobCallbacks FalBackend::callbacks(Job& job) {
     if (hooks_.event) hooks_.event(job, JobEvent::sending);
     return !job.send_refused;  // refused: nothing leaves, and fail() reports why
   };
+  cb.on_not_created = [this, &job] {
+    if (hooks_.event) hooks_.event(job, JobEvent::not_created);
+  };
   cb.on_submitted = [this, &job](const std::string& id) {
     job.request_id = id;
     job.phase = Phase::queued;

@@ -387,6 +387,7 @@ void Runner::record(Job& job, JobEvent e) {
         st->mark_sent(job.key, StateStore::Durable::batched);
         unsynced_sends_.push_back(&job);
         return;
+      case JobEvent::not_created: st->clear_sent(job.key); break;
       case JobEvent::submitted: st->mark_submitted(job.key, job.request_id, StateStore::Durable::batched); break;
       case JobEvent::result: st->store_result(job.key, job.output, job.billable_units); break;
       default: return;
@@ -509,6 +510,7 @@ void Runner::on_event(Job& job, JobEvent e) {
   if (e == JobEvent::result) job.t_completed = now();
   record(job, e);
   if (e == JobEvent::sending && !job.send_refused) job.sent = true;  // a refused send never leaves
+  if (e == JobEvent::not_created) job.sent = false;
   // The concurrency limit counts jobs on fal. Once fal has answered with the result, the job
   // is off fal and only its download remains (the backend runs those two at a time), so the
   // next job is submitted now instead of after the download: a wave's downloads overlap the

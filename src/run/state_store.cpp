@@ -899,6 +899,14 @@ void StateStore::unmark_sent(const std::string& key, const std::string& error) {
   });
 }
 
+void StateStore::clear_sent(const std::string& key) {
+  transition(key, "clear_sent", detail::Sync::normal, {JobState::Sending}, [&](std::int64_t gen, const JobRecord& row) {
+    if (row.owner != owner_) throw ClaimLost("job " + short_key(key) + " is driven by another process; left as it is");
+    Stmt st(*db_, "UPDATE jobs SET sent_ms=NULL WHERE key=?1 AND gen=?2");
+    st.bind(1, key).bind(2, gen).run();
+  });
+}
+
 void StateStore::mark_cancelled(const std::string& key) {
   transition(key, "mark_cancelled", detail::Sync::normal, {JobState::Sending, JobState::Unknown, JobState::Submitted},
              [&](std::int64_t gen, const JobRecord&) {

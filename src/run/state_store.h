@@ -220,6 +220,10 @@ class StateStore {
   // A send recorded by mark_sent did not happen after all (the caller withdrew it): failed,
   // with no sent time, so the next run submits it again.
   void unmark_sent(const std::string& key, const std::string& error);
+  // fal surely created nothing for the send recorded by mark_sent (it refused or rate-limited
+  // it): still sending, but unsent again, so a crash before the retry means "submit", not
+  // "unknown".
+  void clear_sent(const std::string& key);
   void mark_cancelled(const std::string& key);                               // sending|unknown|submitted
 
   // Makes every commit so far durable (one fsync of the WAL) when a `batched` step waits for

@@ -19,6 +19,7 @@ const char* kT2V = "fal-ai/kling-video/v3/pro/text-to-video";
 
 struct Rec {
   int sending = 0;
+  int not_created = 0;
   std::string submitted;
   std::vector<QueueStatus> statuses;
   std::optional<json> output;
@@ -45,6 +46,7 @@ struct Rec {
       threads.insert(std::this_thread::get_id());
       return true;
     };
+    c.on_not_created = [this] { ++not_created; };
     c.on_submitted = [this](const std::string& rid) { submitted = rid; };
     c.on_status = [this](const QueueStatus& s) {
       statuses.push_back(s);
@@ -91,6 +93,7 @@ TEST_CASE("queue: happy path over the SSE stream", "[net][queue][fake]") {
   INFO((r.error ? r.error->describe() : ""));
   REQUIRE(r.output);
   CHECK(r.sending == 1);
+  CHECK(r.not_created == 0);
   CHECK_FALSE(r.submitted.empty());
   CHECK(r.meta.request_id == r.submitted);
   CHECK(r.saw(QueueStatus::State::in_queue));
@@ -225,6 +228,7 @@ TEST_CASE("queue: submit 429 with Retry-After is retried after the asked pause",
   REQUIRE(run_until(loop, [&] { return r.done(); }));
   REQUIRE(r.output);
   CHECK(r.sending == 2);
+  CHECK(r.not_created == 1);  // the 429: fal took nothing
   CHECK(second_send - t0 >= std::chrono::milliseconds(950));  // backoff alone would be ~20 ms
   auto st = fake.stats();
   CHECK(st["requests"]["submit"] == 2);
@@ -244,6 +248,7 @@ TEST_CASE("queue: submit 429 that persists ends as rate_limited", "[net][queue][
   REQUIRE(r.error);
   CHECK(r.error->kind == FalError::Kind::rate_limited);
   CHECK(r.sending == 3);
+  CHECK(r.not_created == 3);
   CHECK(fake.stats()["jobs_created"] == 0);
 }
 

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 
 #include "fakefal.h"
 #include "files.h"
@@ -192,4 +193,39 @@ TEST_CASE("fal backend: a send the store cannot record is not made", "[run][fal]
   REQUIRE(row);
   CHECK(row->state == JobState::Sending);  // claimed, never sent: the next run submits it
   CHECK_FALSE(row->sent_ms);
+}
+
+TEST_CASE("fal backend: a submit fal rate-limited is unsent again until it is retried", "[run][fal][fake]") {
+  krt::FakeFal fake({"--key", "test:secret", "--queue-ms", "20", "--run-ms", "50"});
+  krt::TempDir dir("kr-429");
+  auto store = StateStore::open(dir / "state");
+  RunnerOptions ro;
+  ro.out_dir = dir / "out";
+  ro.script = "ratelimited";
+  ro.store = store.get();
+  Runner runner(ro, std::make_unique<FalBackend>(config_for(fake), ro.out_dir));
+  fake.fault({{"route", "submit"}, {"action", "status"}, {"code", 429}, {"retry_after", 1}});
+
+  // Between the 429 and the retry, the store must not say "sent": a crash there would leave
+  // the job "unknown" (never resubmitted) although fal surely has nothing.
+  bool was_sent = false, checked_between = false;
+  std::optional<std::int64_t> sent_between;
+  runner.on_change([&](const Job& job) {
+    if (job.sent) was_sent = true;
+    else if (was_sent && !checked_between && job.phase == Phase::submitting) {
+      checked_between = true;
+      sent_between = store->get(job.key)->sent_ms;
+    }
+  });
+  Job& job = runner.submit(t2v("shot", "a fox, rate limited once"));
+  run_to_idle(runner);
+  CHECK(checked_between);
+  CHECK_FALSE(sent_between);
+  CHECK(job.phase == Phase::done);
+  auto st = fake.stats();
+  CHECK(st["requests"]["submit"] == 2);
+  CHECK(st["jobs_created"] == 1);
+  auto row = store->get(job.key);
+  CHECK(row->state == JobState::Done);
+  CHECK(row->sent_ms);  // the retry that fal took
 }

@@ -476,6 +476,30 @@ TEST_CASE("store: unmark_sent: a withdrawn send is failed and unsent, and submit
   CHECK(b->get("q")->state == JobState::Sending);
 }
 
+TEST_CASE("store: clear_sent: a send fal surely did not take is unsent again, still claimed", "[store][sent]") {
+  TempDir d;
+  Clock clock;
+  auto a = open_store(d.path(), clock, "a");
+  REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+  a->mark_sent("k");
+  a->clear_sent("k");
+  auto r = a->get("k");
+  CHECK(r->state == JobState::Sending);
+  CHECK_FALSE(r->sent_ms);
+  CHECK(r->owner == a->owner());
+  // A crash now: the next process submits it (the same generation), it is not "unknown".
+  clock.advance(kLease + 1);
+  auto b = open_store(d.path(), clock, "b");
+  Claim c = b->claim(intent("k"));
+  CHECK(c.action == Claim::Submit);
+  CHECK(c.job.generation == 1);
+  // Only from sending, and only by its owner.
+  CHECK_THROWS_AS(a->clear_sent("k"), kr::run::ClaimLost);
+  b->mark_sent("k");
+  b->mark_submitted("k", "req");
+  CHECK_THROWS_AS(b->clear_sent("k"), std::logic_error);
+}
+
 TEST_CASE("store: mark_sent is refused in every state but sending", "[store][sent]") {
   TempDir d;
   Clock clock;
