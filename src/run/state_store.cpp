@@ -796,14 +796,20 @@ void StateStore::sync() {
   sync_pending_ = false;
 }
 
+// The send steps act only on a row this store still drives: if it stalled past the lease,
+// another process may have claimed the row, and acting on it could pay twice.
+void StateStore::require_owner(const std::string& key, const JobRecord& row, const char* what) const {
+  if (row.owner != owner_)
+    throw ClaimLost("job " + short_key(key) + " is now driven by " + (row.owner.empty() ? std::string("nobody") : row.owner) +
+                    " (this process stalled past the lease); " + what);
+}
+
 void StateStore::mark_sent(const std::string& key, Durable d) {
   transition(key, "mark_sent", commit_level(d), {JobState::Sending}, [&](std::int64_t gen, const JobRecord& row) {
     // The veto: between our claim and this send, we may have stalled past the lease, and
     // another process may have claimed the row (same generation, its owner). Both sending
     // would pay twice.
-    if (row.owner != owner_)
-      throw ClaimLost("job " + short_key(key) + " is now driven by " + (row.owner.empty() ? std::string("nobody") : row.owner) +
-                      " (this process stalled past the lease); not sending it from here");
+    require_owner(key, row, "not sending it from here");
     Stmt st(*db_, "UPDATE jobs SET sent_ms=?3 WHERE key=?1 AND gen=?2");
     st.bind(1, key).bind(2, gen).bind(3, now_ms()).run();
   });
@@ -891,7 +897,7 @@ void StateStore::mark_failed(const std::string& key, const std::string& error) {
 
 void StateStore::unmark_sent(const std::string& key, const std::string& error) {
   transition(key, "unmark_sent", detail::Sync::normal, {JobState::Sending}, [&](std::int64_t gen, const JobRecord& row) {
-    if (row.owner != owner_) throw ClaimLost("job " + short_key(key) + " is driven by another process; left as it is");
+    require_owner(key, row, "left as it is");
     Stmt st(*db_,
             "UPDATE jobs SET state='failed', sent_ms=NULL, error=?3, owner=NULL, heartbeat_ms=NULL "
             "WHERE key=?1 AND gen=?2");
@@ -901,7 +907,7 @@ void StateStore::unmark_sent(const std::string& key, const std::string& error) {
 
 void StateStore::clear_sent(const std::string& key) {
   transition(key, "clear_sent", detail::Sync::normal, {JobState::Sending}, [&](std::int64_t gen, const JobRecord& row) {
-    if (row.owner != owner_) throw ClaimLost("job " + short_key(key) + " is driven by another process; left as it is");
+    require_owner(key, row, "left as it is");
     Stmt st(*db_, "UPDATE jobs SET sent_ms=NULL WHERE key=?1 AND gen=?2");
     st.bind(1, key).bind(2, gen).run();
   });

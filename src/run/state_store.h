@@ -264,6 +264,7 @@ class StateStore {
   bool owner_alive(const std::string& owner, std::optional<std::int64_t> heartbeat_ms) const;
   std::int64_t target_generation(const std::string& key);
   detail::Sync commit_level(Durable d);
+  void require_owner(const std::string& key, const JobRecord& row, const char* what) const;
   void transition(const std::string& key, const char* what, detail::Sync sync,
                   std::initializer_list<JobState> from,
                   const std::function<void(std::int64_t gen, const JobRecord& row)>& apply);
