@@ -41,6 +41,16 @@ kr::Request t2v(const std::string& name, const std::string& prompt) {
   return req;
 }
 
+// A runner with the fal backend against `fake`, journaling into `store`, writing under `dir`/out.
+std::unique_ptr<Runner> fal_runner(const krt::FakeFal& fake, const krt::TempDir& dir, StateStore& store, int concurrency = 2) {
+  RunnerOptions ro;
+  ro.out_dir = dir / "out";
+  ro.script = "test";
+  ro.store = &store;
+  ro.concurrency = concurrency;
+  return std::make_unique<Runner>(ro, std::make_unique<FalBackend>(config_for(fake), ro.out_dir));
+}
+
 // An image-to-video job whose start frame is a local file: it uploads first, which gives a test
 // a moment between the claim and the send.
 kr::Request i2v_with_local_frame(const krt::TempDir& dir, std::uint8_t seed) {
@@ -68,12 +78,8 @@ TEST_CASE("fal backend: a job whose claim another process took over is not sent"
   auto a = store_for("process-a");
   std::unique_ptr<StateStore> b;
 
-  kr::net::FalConfig cfg = config_for(fake);
-  RunnerOptions ro;
-  ro.out_dir = dir / "out";
-  ro.script = "veto";
-  ro.store = a.get();
-  Runner runner(ro, std::make_unique<FalBackend>(cfg, ro.out_dir));
+  auto owned = fal_runner(fake, dir, *a);
+  Runner& runner = *owned;
 
   // While the start frame uploads, process a "stalls" past the lease and process b takes the
   // job over: by the time a is about to send, the row is b's.
@@ -84,7 +90,7 @@ TEST_CASE("fal backend: a job whose claim another process took over is not sent"
     JobIntent in;
     in.key = job.key;
     in.name = job.name;
-    in.script = "veto";
+    in.script = "test";
     in.endpoint = job.endpoint->id;
     in.input = job.input;
     in.cost_usd = job.cost.usd;
@@ -118,12 +124,8 @@ TEST_CASE("fal backend: when the sent marks cannot be fsynced, the submits are t
   krt::FakeFal fake({"--key", "test:secret", "--queue-ms", "20", "--run-ms", "50"});
   krt::TempDir dir("kr-nosync");
   auto store = StateStore::open(dir / "state");
-  RunnerOptions ro;
-  ro.out_dir = dir / "out";
-  ro.script = "nosync";
-  ro.store = store.get();
-  ro.concurrency = 4;
-  Runner runner(ro, std::make_unique<FalBackend>(config_for(fake), ro.out_dir));
+  auto owned = fal_runner(fake, dir, *store, 4);
+  Runner& runner = *owned;
 
   krt::CountingVfs::fail_syncs = true;  // the disk stops making anything durable
   Job& a = runner.submit(t2v("a", "a fox in the snow"));
@@ -161,11 +163,8 @@ TEST_CASE("fal backend: a send the store cannot record is not made", "[run][fal]
   StoreOptions so;
   so.busy_timeout = std::chrono::milliseconds(200);
   auto store = StateStore::open(dir / "state", so);
-  RunnerOptions ro;
-  ro.out_dir = dir / "out";
-  ro.script = "norecord";
-  ro.store = store.get();
-  Runner runner(ro, std::make_unique<FalBackend>(config_for(fake), ro.out_dir));
+  auto owned = fal_runner(fake, dir, *store);
+  Runner& runner = *owned;
 
   // While the frame uploads, another connection takes the database's write lock and keeps it:
   // mark_sent times out.
@@ -199,11 +198,8 @@ TEST_CASE("fal backend: a submit fal rate-limited is unsent again until it is re
   krt::FakeFal fake({"--key", "test:secret", "--queue-ms", "20", "--run-ms", "50"});
   krt::TempDir dir("kr-429");
   auto store = StateStore::open(dir / "state");
-  RunnerOptions ro;
-  ro.out_dir = dir / "out";
-  ro.script = "ratelimited";
-  ro.store = store.get();
-  Runner runner(ro, std::make_unique<FalBackend>(config_for(fake), ro.out_dir));
+  auto owned = fal_runner(fake, dir, *store);
+  Runner& runner = *owned;
   fake.fault({{"route", "submit"}, {"action", "status"}, {"code", 429}, {"retry_after", 1}});
 
   // Between the 429 and the retry, the store must not say "sent": a crash there would leave
