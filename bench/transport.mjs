@@ -278,6 +278,17 @@ function analyse(side, r) {
   const refill = [];
   for (let k = 0; k + opt.concurrency < starts.length && k < freed.length; k++) refill.push(starts[k + opt.concurrency] - freed[k]);
 
+  // Handover as fal sees it: the k-th job to complete should be followed by the (k+C)-th job to
+  // be created. This is the whole round trip (completion noticed, result fetched, slot freed,
+  // next submit sent and accepted), on the fake's own clock, so no calibration is involved.
+  const createdSorted = per.map((p) => p.created).filter(Number.isFinite).sort((a, b) => a - b);
+  const completedSorted = per.map((p) => p.completed).filter(Number.isFinite).sort((a, b) => a - b);
+  const handover = [];
+  for (let k = 0; k + opt.concurrency < createdSorted.length && k < completedSorted.length; k++)
+    handover.push(createdSorted[k + opt.concurrency] - completedSorted[k]);
+  const firstWave = createdSorted.slice(0, Math.min(opt.concurrency, createdSorted.length));
+  const lastCompleted = completedSorted.length ? completedSorted[completedSorted.length - 1] : NaN;
+
   const time = r.time || {};
   const cpu = Number.isFinite(time.user_s) ? time.user_s + time.sys_s : (r.selfCpu ?? NaN);
   const rssKb = Number.isFinite(time.max_rss_kb) ? time.max_rss_kb : (r.selfRssKb ?? NaN);
@@ -298,6 +309,9 @@ function analyse(side, r) {
     result_to_done_ms: dist(per.map((p) => p.done - p.result)),
     mtime_to_done_ms: dist(per.map((p) => p.done - p.mtime)),
     refill_ms: dist(refill),
+    first_wave_span_ms: firstWave.length ? firstWave[firstWave.length - 1] - firstWave[0] : NaN,
+    handover_ms: dist(handover),
+    last_completion_to_done_ms: lastDone - lastCompleted,
     tail_ms: r.t_exit - lastDone,
     max_jobs_in_progress: r.stats.max_jobs_in_progress,
     max_open_requests: r.stats.max_open_requests,
@@ -384,6 +398,9 @@ function table(results) {
     ['result in hand → file done, ms', (x) => fd(x.result_to_done_ms)],
     ['file mtime → file done (sync, rename, bookkeeping), ms', (x) => fd(x.mtime_to_done_ms)],
     ['slot refill: a slot freed → next job submitting, ms', (x) => fd(x.refill_ms)],
+    ['first wave: first → last of the first C jobs created on the fake (ms)', (x) => f1(x.first_wave_span_ms)],
+    ['handover: k-th completion → (k+C)-th creation on the fake, ms', (x) => fd(x.handover_ms)],
+    ['last completion on the fake → last file done (ms)', (x) => f1(x.last_completion_to_done_ms)],
     ['tail: last file done → process exit (ms)', (x) => f1(x.tail_ms)],
     ['max jobs IN_PROGRESS on the fake', (x) => String(x.max_jobs_in_progress)],
     ['max open HTTP requests on the fake', (x) => String(x.max_open_requests)],
