@@ -42,6 +42,7 @@ struct Loop::Transfer {
   std::uint64_t file_left = 0;
   bool in_multi = false;
   bool cancelled = false;
+  bool performed = false;  // has been through curl_multi_perform: may have sent bytes
   char errbuf[CURL_ERROR_SIZE] = {};
 
   ~Transfer() {
@@ -242,6 +243,11 @@ bool Loop::cancel(TransferId id) {
   return true;
 }
 
+bool Loop::may_have_sent(TransferId id) const {
+  auto it = transfers_.find(id);
+  return it == transfers_.end() || it->second->performed;
+}
+
 Loop::TimerId Loop::after(double delay_ms, std::function<void()> fn) {
   const TimerId id = next_timer_++;
   auto due = Clock::now() + std::chrono::duration_cast<Clock::duration>(
@@ -262,6 +268,8 @@ bool Loop::cancel_timer(TimerId id) {
 void Loop::perform() {
   // Handles added since the last round are only queued in curl; this is where they start.
   if (before_io_) before_io_();
+  for (auto& [id, t] : transfers_)
+    if (t->in_multi) t->performed = true;
   int running = 0;
   in_perform_ = true;
   curl_multi_perform(multi_, &running);

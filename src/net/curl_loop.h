@@ -38,6 +38,10 @@ class Loop {
   TransferId start(HttpRequest req, DoneFn done);
   // Stops a transfer; its `done` never runs. False if it was not pending.
   bool cancel(TransferId id);
+  // True once the transfer has been through a round of network I/O (or is not pending): from
+  // then on curl may have sent some or all of its request. Before that, cancel() takes it back
+  // with nothing sent.
+  bool may_have_sent(TransferId id) const;
 
   TimerId after(double delay_ms, std::function<void()> fn);
   bool cancel_timer(TimerId id);

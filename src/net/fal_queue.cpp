@@ -600,8 +600,8 @@ void FalQueue::finish_error_later(JobId id, FalError e) {
 
 bool FalQueue::withdraw(JobId id) {
   Job* j = find(id);
-  if (!j || !j->submit_transfer || !j->request_id.empty()) return false;
-  loop_.cancel(j->submit_transfer);  // outside perform: removed from curl before it sent a byte
+  if (!j || !j->submit_transfer || !j->request_id.empty() || loop_.may_have_sent(j->submit_transfer)) return false;
+  loop_.cancel(j->submit_transfer);  // removed from curl before it sent a byte
   j->submit_transfer = 0;
   finish_error_later(id, FalError{FalError::Kind::cancelled, 0, "", "not sent: the submit was withdrawn before it left", {}, "", false});
   return true;

@@ -117,9 +117,10 @@ class FalQueue {
   // Stops following the job, asks fal to cancel it (once its request id is known) and reports
   // on_error(kind cancelled). False if the job is unknown or already finished.
   bool cancel(JobId id);
-  // Takes back a submit that has not left: only from the Loop's before_io hook, where every
-  // request handed to curl since the last round of I/O is still unsent. The job ends with
-  // on_error (cancelled, "not sent"), from the loop. False if the job has no such submit.
+  // Takes back a submit that has not left: one handed to curl since the last round of I/O (in
+  // practice, from the Loop's before_io hook, which runs just before that round). The job ends
+  // with on_error (cancelled, "not sent"), from the loop. False if the job has no submit that
+  // is surely unsent: once the submit may have left, fal may have created the job.
   bool withdraw(JobId id);
   // PUT .../cancel for any request; cb (optional) gets fal's answer.
   void cancel_request(const std::string& endpoint_id, const std::string& request_id,

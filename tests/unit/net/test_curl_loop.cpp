@@ -181,18 +181,26 @@ TEST_CASE("loop: before_io runs before a started request reaches the network", "
   Loop loop;
   int calls = 0;
   bool connected_at_first_call = true;
+  bool unsent_at_first_call = false;
+  Loop::TransferId id = 0;
   loop.set_before_io([&] {
-    if (++calls == 1) connected_at_first_call = connected();
+    if (++calls == 1) {
+      connected_at_first_call = connected();
+      unsent_at_first_call = !loop.may_have_sent(id);
+    }
   });
   HttpRequest req;
   req.url = "http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/x";
-  auto id = loop.start(req, [](HttpResponse&) {});
+  id = loop.start(req, [](HttpResponse&) {});
   CHECK(calls == 0);  // never inside start()
+  CHECK_FALSE(loop.may_have_sent(id));
   auto t0 = Clock::now();
   while (!connected() && Clock::now() - t0 < std::chrono::seconds(5)) loop.run_once(10);
   CHECK(calls >= 1);
   CHECK_FALSE(connected_at_first_call);  // the hook ran, then the connection was made
+  CHECK(unsent_at_first_call);
   CHECK(connected());
+  CHECK(loop.may_have_sent(id));
   loop.cancel(id);
   close(lfd);
 }

@@ -502,6 +502,25 @@ TEST_CASE("queue: client timeout cancels the job on fal", "[net][queue][fake]") 
   CHECK(fake.jobs()[0]["cancelled"] == true);
 }
 
+TEST_CASE("queue: withdraw refuses a submit that has gone out, even before fal answers", "[net][queue][fake]") {
+  FakeFal fake({"--queue-ms", "20", "--run-ms", "50"});
+  Loop loop;
+  FalQueue q(loop, fake.config(), fast());
+  fake.fault({{"route", "submit"}, {"action", "stall"}, {"ms", 300}});  // answered 300 ms late
+  Rec r;
+  auto id = q.start(kT2V, prompt("in flight"), r.cb());
+  const auto t0 = std::chrono::steady_clock::now();
+  while (fake.stats()["requests"]["submit"] != 1 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5))
+    loop.run_once(10);
+  REQUIRE(fake.stats()["requests"]["submit"] == 1);  // on the wire, no answer yet
+  CHECK(r.submitted.empty());
+  CHECK_FALSE(q.withdraw(id));  // fal may have created it: it must be followed, not dropped
+  REQUIRE(run_until(loop, [&] { return r.done(); }));
+  CHECK_FALSE(r.error);
+  CHECK(r.output);
+  CHECK(fake.stats()["jobs_created"] == 1);
+}
+
 TEST_CASE("queue: client timeout while the submit is in flight cancels once it answers", "[net][queue][fake]") {
   FakeFal fake({"--queue-ms", "20"});
   Loop loop;
