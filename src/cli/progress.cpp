@@ -66,7 +66,7 @@ void Progress::event(const run::Job& j) {
   if (!j.last_log.empty() && j.phase == run::Phase::running) e["log"] = j.last_log;
   if (!j.video_path.empty() && j.phase == run::Phase::done) e["path"] = j.video_path;
   if (j.reused) e["reused"] = true;
-  if (j.error) e["error"] = {{"kind", j.error->kind}, {"message", j.error->message}, {"lines", j.error->lines}};
+  if (j.error) e["error"] = {{"kind", run::error_kind_name(j.error->kind)}, {"message", j.error->message}, {"lines", j.error->lines}};
   std::cout << e.dump() << std::endl;
 }
 

@@ -195,7 +195,7 @@ int push_outcome(lua_State* L, LuaHost& h, const Job& j) {
     if (!j.error->advice.empty()) msg += "\n  " + j.error->advice;
   }
   if (!j.origin.empty()) msg += "\n  (submitted at " + j.origin + ")";
-  h.classify(msg, j.error && j.error->kind == "budget" ? exit_budget : exit_failed);
+  h.classify(msg, j.error && j.error->kind == run::ErrorKind::budget ? exit_budget : exit_failed);
   lua_pushboolean(L, 0);
   lua_pushlstring(L, msg.data(), msg.size());
   return 2;
@@ -214,7 +214,8 @@ int c_submit(lua_State* L) {
     lua_pushnumber(L, j.cost.usd);
     return 3;
   } catch (const run::SubmitRefused& e) {
-    int code = e.kind == "budget" ? exit_budget : e.kind == "stopped" ? exit_interrupted : exit_script;
+    using Why = run::SubmitRefused::Why;
+    int code = e.why == Why::budget ? exit_budget : e.why == Why::stopped ? exit_interrupted : exit_script;
     throw LuaRaise{e.issues.empty() ? at(pos, e.what()) : lines_at(pos, e.issues), code};
   }
 }

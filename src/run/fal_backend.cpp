@@ -15,7 +15,17 @@ struct FalBackend::Active {
 
 JobError job_error(const net::FalError& e) {
   JobError j;
-  j.kind = net::kind_name(e.kind);
+  switch (e.kind) {
+    case net::FalError::Kind::auth: j.kind = ErrorKind::auth; break;
+    case net::FalError::Kind::rejected: j.kind = ErrorKind::rejected; break;
+    case net::FalError::Kind::rate_limited: j.kind = ErrorKind::rate_limited; break;
+    case net::FalError::Kind::server: j.kind = ErrorKind::server; break;
+    case net::FalError::Kind::network: j.kind = ErrorKind::network; break;
+    case net::FalError::Kind::timeout: j.kind = ErrorKind::timeout; break;
+    case net::FalError::Kind::cancelled: j.kind = ErrorKind::cancelled; break;
+    case net::FalError::Kind::unknown_submit: j.kind = ErrorKind::unknown_submit; break;
+    case net::FalError::Kind::download: j.kind = ErrorKind::download; break;
+  }
   j.final_on_fal = e.job_failed;
   j.request_id = e.request_id;
   switch (e.kind) {

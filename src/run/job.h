@@ -16,9 +16,19 @@ enum class Phase { waiting, uploading, submitting, queued, running, downloading,
 const char* phase_name(Phase p);
 inline bool finished(Phase p) { return p == Phase::done || p == Phase::failed || p == Phase::unknown || p == Phase::cancelled; }
 
+enum class ErrorKind {
+  // What fal or the way to it said (net::FalError::Kind):
+  rejected, auth, rate_limited, server, network, timeout, cancelled, unknown_submit, download,
+  // What the runner decided:
+  budget,      // the job would have exceeded the budget: not sent
+  state,       // the state store could not record the job: not sent
+  claim_lost,  // another process took the job over (its row is that process's now): not sent
+};
+const char* error_kind_name(ErrorKind k);  // the name shown in --json, manifest and Lua
+
 // Why a job did not produce a video, in a form every layer above can show.
 struct JobError {
-  std::string kind;                // "rejected", "auth", "server", "network", "timeout", "cancelled", "unknown_submit", "download", "budget", ...
+  ErrorKind kind = ErrorKind::server;
   std::string message;             // one line
   std::vector<std::string> lines;  // "path: message" lines when fal named fields
   std::string request_id;

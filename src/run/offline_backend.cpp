@@ -27,7 +27,7 @@ void OfflineBackend::cancel(Job& job) {
   if (it == ready_.end()) return;
   ready_.erase(it);
   job.phase = Phase::cancelled;
-  job.fail(JobError{"cancelled", "cancelled before it ran", {}, "", ""});
+  job.fail(JobError{ErrorKind::cancelled, "cancelled before it ran", {}, "", ""});
   if (hooks_.finished) hooks_.finished(job);
 }
 

@@ -25,6 +25,24 @@ const char* phase_name(Phase p) {
   return "?";
 }
 
+const char* error_kind_name(ErrorKind k) {
+  switch (k) {
+    case ErrorKind::rejected: return "rejected";
+    case ErrorKind::auth: return "auth";
+    case ErrorKind::rate_limited: return "rate_limited";
+    case ErrorKind::server: return "server";
+    case ErrorKind::network: return "network";
+    case ErrorKind::timeout: return "timeout";
+    case ErrorKind::cancelled: return "cancelled";
+    case ErrorKind::unknown_submit: return "unknown_submit";
+    case ErrorKind::download: return "download";
+    case ErrorKind::budget: return "budget";
+    case ErrorKind::state: return "state";
+    case ErrorKind::claim_lost: return "claim_lost";
+  }
+  return "?";
+}
+
 std::string request_key(const std::string& endpoint_id, const json& input, int take) {
   // nlohmann's json object is an ordered map: dump() is canonical (sorted keys, no spaces).
   std::string canonical = endpoint_id;
@@ -125,7 +143,7 @@ void Runner::sync_before_io() {
     for (Job* job : jobs) {
       if (finished(job->phase)) continue;
       job->send_refused = std::make_unique<JobError>(JobError{
-          "state", "not sent: the state store could not make the send durable (" + why + ")", {}, "",
+          ErrorKind::state, "not sent: the state store could not make the send durable (" + why + ")", {}, "",
           "nothing was sent; free disk space or fix the disk, then run again"});
       if (!backend_->withdraw(*job)) {  // it has left after all: the sent mark stays
         job->send_refused.reset();
@@ -148,12 +166,12 @@ const CoreContext& Runner::context() const { return ctx_; }
 Prepared Runner::check(const Request& req) const { return prepare(req, context()); }
 
 Job& Runner::submit(Request req) {
-  if (stopping_) throw SubmitRefused("stopped", {}, "the run is stopping (interrupted); no new jobs are started");
+  if (stopping_) throw SubmitRefused(SubmitRefused::Why::stopped, {}, "the run is stopping (interrupted); no new jobs are started");
   Prepared p = prepare(req.endpoint, std::move(req.input), context());  // the job keeps the normalized input
   if (!p.ok()) {
     std::string summary = p.report.errors.empty() ? "invalid request" : p.report.errors.front().line();
     if (p.report.errors.size() > 1) summary += " (and " + std::to_string(p.report.errors.size() - 1) + " more)";
-    throw SubmitRefused("invalid", p.report.errors, summary);
+    throw SubmitRefused(SubmitRefused::Why::invalid, p.report.errors, summary);
   }
   json scratch;
   const json& canonical = canonical_media(*p.endpoint, p.input, scratch);
@@ -171,7 +189,7 @@ Job& Runner::submit(Request req) {
   if (same && (name.empty() || same->name == name)) return *same;
   if (const Job* taken = name.empty() ? nullptr : job_named(name)) {
     const Job& other = *taken;
-    throw SubmitRefused("name", {{"name", "\"" + name + "\" is already used by another job" +
+    throw SubmitRefused(SubmitRefused::Why::name, {{"name", "\"" + name + "\" is already used by another job" +
                                             (other.origin.empty() ? "" : " (" + other.origin + ")") +
                                             "; give each job its own name, or a take to vary it"}},
                         "name: \"" + name + "\" is already used by another job");
@@ -192,7 +210,7 @@ Job& Runner::submit(Request req) {
   if (opts_.budget && cost > 0 && round_usd(spent_ + cost) > round_usd(*opts_.budget)) {
     std::string msg = "job \"" + name + "\" costs " + format_usd(cost) + "; with " + format_usd(spent_) +
                       " already committed this run it would exceed the budget of " + format_usd(*opts_.budget);
-    throw SubmitRefused("budget", {{"budget", msg}}, "budget: " + msg);
+    throw SubmitRefused(SubmitRefused::Why::budget, {{"budget", msg}}, "budget: " + msg);
   }
 
   auto job = std::make_unique<Job>();
@@ -298,7 +316,7 @@ bool Runner::claim(Job& job) {
     c = opts_.store->claim(intent);
   } catch (const std::exception& e) {
     job.phase = Phase::failed;
-    job.fail(JobError{"state", std::string("state store: ") + e.what(), {}, "", "nothing was sent"});
+    job.fail(JobError{ErrorKind::state, std::string("state store: ") + e.what(), {}, "", "nothing was sent"});
     finish_here(job);
     return false;
   }
@@ -309,7 +327,7 @@ bool Runner::claim(Job& job) {
         if (opts_.budget && round_usd(spent_ + job.cost.usd) > round_usd(*opts_.budget)) {
           try { opts_.store->mark_failed(job.key, "refused by the budget before sending"); } catch (const std::exception&) {}
           job.phase = Phase::failed;
-          job.fail(JobError{"budget", "job \"" + job.name + "\" costs " + format_usd(job.cost.usd) + "; with " + format_usd(spent_) +
+          job.fail(JobError{ErrorKind::budget, "job \"" + job.name + "\" costs " + format_usd(job.cost.usd) + "; with " + format_usd(spent_) +
                                              " already committed this run it would exceed the budget of " + format_usd(*opts_.budget),
                                {}, "", ""});
           finish_here(job);
@@ -354,7 +372,7 @@ bool Runner::claim(Job& job) {
       uncharge();
       job.request_id = c.job.request_id;
       job.phase = Phase::unknown;
-      job.fail(JobError{"unknown_submit", c.reason, {}, c.job.request_id,
+      job.fail(JobError{ErrorKind::unknown_submit, c.reason, {}, c.job.request_id,
                            "not resubmitted, to avoid paying twice. Check your requests at https://fal.ai/dashboard; "
                            "if no job was created, run again with --resubmit-unknown"});
       finish_here(job);
@@ -396,7 +414,7 @@ void Runner::record(Job& job, JobEvent e) {
   } catch (const ClaimLost& ex) {
     store_warn(job, ex);
     job.send_refused = std::make_unique<JobError>(JobError{
-        "claim_lost", "not sent: another klingrun process took this job over while this one stalled; it will run it", {}, "",
+        ErrorKind::claim_lost, "not sent: another klingrun process took this job over while this one stalled; it will run it", {}, "",
         "nothing was sent from this process; see `klingrun status`"});
   } catch (const std::exception& ex) {
     store_warn(job, ex);
@@ -404,7 +422,7 @@ void Runner::record(Job& job, JobEvent e) {
     // know it was sent, and would pay for it again.
     if (e == JobEvent::sending)
       job.send_refused = std::make_unique<JobError>(JobError{
-          "state", std::string("not sent: the state store could not record the send (") + ex.what() + ")", {}, "",
+          ErrorKind::state, std::string("not sent: the state store could not record the send (") + ex.what() + ")", {}, "",
           "nothing was sent; fix the state store (disk space, permissions, another process holding it), then run again"});
   }
 }
@@ -443,8 +461,8 @@ void Runner::record_end(Job& job) {
       st->mark_unknown(job.key, job.error ? job.error->message : "outcome unknown");
     } else if (job.phase == Phase::cancelled && (row->state == JobState::Sending || row->state == JobState::Submitted || row->state == JobState::Unknown)) {
       st->mark_cancelled(job.key);
-    } else if (job.phase == Phase::failed && job.error && job.error->kind != "state" && job.error->kind != "budget" &&
-               job.error->kind != "claim_lost") {  // claim_lost: the row is another process's now
+    } else if (job.phase == Phase::failed && job.error && job.error->kind != ErrorKind::state && job.error->kind != ErrorKind::budget &&
+               job.error->kind != ErrorKind::claim_lost) {  // claim_lost: the row is another process's now
       // Once fal has accepted a job it may be running or done, and paid for: only fal's own
       // verdict marks it failed. Trouble reaching fal (status/result calls, a download) leaves
       // it submitted/completed, so the next run re-attaches or downloads instead of paying again.
@@ -463,7 +481,7 @@ void Runner::stop_starting() {
   stopping_ = true;
   for (Job* job : waiting_) {
     job->phase = Phase::cancelled;
-    job->fail(JobError{"cancelled", "not started: the run was interrupted", {}, "", ""});
+    job->fail(JobError{ErrorKind::cancelled, "not started: the run was interrupted", {}, "", ""});
     spent_ = round_usd(spent_ - job->charged);
     job->charged = 0;
     --unfinished_;
@@ -473,7 +491,7 @@ void Runner::stop_starting() {
   waiting_.clear();
   for (auto& [job, _] : parked_) {
     job->phase = Phase::cancelled;
-    job->fail(JobError{"cancelled", "not started: the run was interrupted (another process was running it)", {}, "", ""});
+    job->fail(JobError{ErrorKind::cancelled, "not started: the run was interrupted (another process was running it)", {}, "", ""});
     spent_ = round_usd(spent_ - job->charged);
     job->charged = 0;
     --unfinished_;

@@ -24,9 +24,10 @@ namespace kr::run {
 
 // A request the runner will not accept; nothing was sent. `kind`: "invalid", "budget", "name".
 struct SubmitRefused : std::runtime_error {
-  SubmitRefused(std::string kind, std::vector<Issue> issues, std::string summary)
-      : std::runtime_error(summary), kind(std::move(kind)), issues(std::move(issues)) {}
-  std::string kind;
+  enum class Why { stopped, invalid, name, budget };
+  SubmitRefused(Why why, std::vector<Issue> issues, std::string summary)
+      : std::runtime_error(summary), why(why), issues(std::move(issues)) {}
+  Why why;
   std::vector<Issue> issues;
 };
 

@@ -103,7 +103,7 @@ TEST_CASE("fal backend: a job whose claim another process took over is not sent"
   REQUIRE(b);
   REQUIRE(job.phase == Phase::failed);
   REQUIRE(job.error);
-  CHECK(job.error->kind == "claim_lost");
+  CHECK(job.error->kind == ErrorKind::claim_lost);
   CHECK(job.error->message.find("not sent") != std::string::npos);
   CHECK_FALSE(job.sent);  // recorded as not sent by this process...
   auto st = fake.stats();
@@ -136,7 +136,7 @@ TEST_CASE("fal backend: when the sent marks cannot be fsynced, the submits are t
     INFO(j->name);
     CHECK(j->phase == Phase::failed);
     REQUIRE(j->error);
-    CHECK(j->error->kind == "state");
+    CHECK(j->error->kind == ErrorKind::state);
     CHECK(j->error->message.find("not sent") != std::string::npos);
     CHECK(j->error->message.find("fsync") != std::string::npos);
     CHECK_FALSE(j->sent);
@@ -182,7 +182,7 @@ TEST_CASE("fal backend: a send the store cannot record is not made", "[run][fal]
 
   CHECK(job.phase == Phase::failed);
   REQUIRE(job.error);
-  CHECK(job.error->kind == "state");
+  CHECK(job.error->kind == ErrorKind::state);
   CHECK(job.error->message.find("not sent: the state store could not record the send") != std::string::npos);
   CHECK_FALSE(job.sent);
   CHECK(fake.stats()["uploads"] == 1);
