@@ -18,6 +18,7 @@
 #include "net/sha256.h"
 #include "run/state_store.h"
 #include "files.h"
+#include "store.h"
 
 namespace fs = std::filesystem;
 using kr::run::Claim;
@@ -29,6 +30,7 @@ using kr::run::StoreOptions;
 using nlohmann::json;
 
 using krt::TempDir;
+using krt::store_intent;
 
 namespace {
 
@@ -62,17 +64,12 @@ std::unique_ptr<StateStore> open_store(const fs::path& dir, const Clock& clock, 
   return StateStore::open(dir, o);
 }
 
-JobIntent intent(const std::string& key, const std::string& name = "shot", const std::string& script = "s.lua") {
-  JobIntent in;
-  in.key = key;
-  in.name = name;
-  in.script = script;
-  in.endpoint = "fal-ai/kling-video/v2.1/standard/text-to-video";
-  in.input = {{"prompt", "a fox in the snow " + key}, {"duration", "5"}};
-  in.take = 1;
-  in.cost_usd = 0.28;
-  return in;
-}
+// Most tests start from one store, run "a", in a fresh directory; others open more beside it.
+struct OneStore {
+  TempDir d;
+  Clock clock;
+  std::unique_ptr<StateStore> a = open_store(d.path(), clock, "a");
+};
 
 fs::path write_file(const fs::path& p, const std::string& content) {
   std::ofstream(p, std::ios::binary) << content;
@@ -142,7 +139,7 @@ TEST_CASE("store: new job → Submit, row is sending with this owner", "[store][
   TempDir d;
   Clock clock;
   auto s = open_store(d.path(), clock, "r1");
-  Claim c = s->claim(intent("k1"));
+  Claim c = s->claim(store_intent("k1"));
   CHECK(c.action == Claim::Submit);
   CHECK(c.job.state == JobState::Sending);
   CHECK(c.job.owner == s->owner());
@@ -158,11 +155,8 @@ TEST_CASE("store: new job → Submit, row is sending with this owner", "[store][
   CHECK_FALSE(s->get("nope"));
 }
 
-TEST_CASE("store: full lifecycle, then Reuse from another process costs nothing", "[store][claim]") {
-  TempDir d;
-  Clock clock;
-  auto a = open_store(d.path(), clock, "a");
-  REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+TEST_CASE_METHOD(OneStore, "store: full lifecycle, then Reuse from another process costs nothing", "[store][claim]") {
+  REQUIRE(a->claim(store_intent("k")).action == Claim::Submit);
   clock.advance(50);
   a->mark_sent("k");
   clock.advance(50);
@@ -191,44 +185,38 @@ TEST_CASE("store: full lifecycle, then Reuse from another process costs nothing"
   CHECK(r->files[0].path == f);
 
   auto b = open_store(d.path(), clock, "b");
-  Claim c = b->claim(intent("k"));
+  Claim c = b->claim(store_intent("k"));
   CHECK(c.action == Claim::Reuse);
   CHECK(c.job.result["video"]["url"] == "u");
   CHECK(c.job.generation == 1);
   CHECK(b->history("k").size() == 1);  // nothing new was recorded
 }
 
-TEST_CASE("store: the result is stored before files, a crash then means Download, not Submit", "[store][claim]") {
-  TempDir d;
-  Clock clock;
-  auto a = open_store(d.path(), clock, "a");
-  REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+TEST_CASE_METHOD(OneStore, "store: the result is stored before files, a crash then means Download, not Submit", "[store][claim]") {
+  REQUIRE(a->claim(store_intent("k")).action == Claim::Submit);
   a->mark_sent("k");
   a->mark_submitted("k", "req-1");
   a->store_result("k", {{"video", {{"url", "https://x/v.mp4"}}}}, std::nullopt);
   // `a` is still live (fresh heartbeat): another process must not download the same file.
   auto b = open_store(d.path(), clock, "b");
-  CHECK(b->claim(intent("k")).action == Claim::WaitOther);
-  CHECK(a->claim(intent("k")).action == Claim::WaitOther);  // a is downloading it already
+  CHECK(b->claim(store_intent("k")).action == Claim::WaitOther);
+  CHECK(a->claim(store_intent("k")).action == Claim::WaitOther);  // a is downloading it already
   // `a` crashes (no release, no heartbeat): after the lease, b downloads from the stored result.
   a.reset();
   clock.advance(kLease + 1);
-  Claim c = b->claim(intent("k"));
+  Claim c = b->claim(store_intent("k"));
   CHECK(c.action == Claim::Download);
   CHECK(c.job.result["video"]["url"] == "https://x/v.mp4");
   CHECK(c.job.owner == b->owner());
   CHECK_FALSE(c.job.billable_units);
 }
 
-TEST_CASE("store: Reuse is rejected when a file is deleted or modified", "[store][claim]") {
-  TempDir d;
-  Clock clock;
-  auto a = open_store(d.path(), clock, "a");
-  REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+TEST_CASE_METHOD(OneStore, "store: Reuse is rejected when a file is deleted or modified", "[store][claim]") {
+  REQUIRE(a->claim(store_intent("k")).action == Claim::Submit);
   fs::path f = finish(*a, "k", d.path(), "0123456789");
   a->release();
   auto b = open_store(d.path(), clock, "b");
-  REQUIRE(b->claim(intent("k")).action == Claim::Reuse);
+  REQUIRE(b->claim(store_intent("k")).action == Claim::Reuse);
 
   auto redo = [&](const std::string& content) {
     write_file(f, content);
@@ -239,112 +227,103 @@ TEST_CASE("store: Reuse is rejected when a file is deleted or modified", "[store
 
   SECTION("deleted") {
     fs::remove(f);
-    Claim c = b->claim(intent("k"));
+    Claim c = b->claim(store_intent("k"));
     CHECK(c.action == Claim::Download);
     CHECK(c.reason.find("missing") != std::string::npos);
     CHECK(c.job.state == JobState::Completed);  // set back: an interrupted re-download retries
     CHECK(c.job.result["video"]["url"] == "https://fal.media/k.mp4");
     CHECK(c.job.request_id == "req-k");
     redo("0123456789");
-    CHECK(b->claim(intent("k")).action == Claim::Reuse);
+    CHECK(b->claim(store_intent("k")).action == Claim::Reuse);
   }
   SECTION("same size, different content (hash checked)") {
     write_file(f, "0123456780");
-    Claim c = b->claim(intent("k"));
+    Claim c = b->claim(store_intent("k"));
     CHECK(c.action == Claim::Download);
     CHECK(c.reason.find("sha256") != std::string::npos);
   }
   SECTION("different size") {
     write_file(f, "short");
-    Claim c = b->claim(intent("k"));
+    Claim c = b->claim(store_intent("k"));
     CHECK(c.action == Claim::Download);
     CHECK(c.reason.find("size") != std::string::npos);
     redo("a new download of another size");
-    CHECK(b->claim(intent("k")).action == Claim::Reuse);
+    CHECK(b->claim(store_intent("k")).action == Claim::Reuse);
   }
   // Never a new generation: nothing was paid twice.
   CHECK(b->history("k").size() == 1);
 }
 
-TEST_CASE("store: submitted jobs are attached to, never resubmitted", "[store][claim]") {
-  TempDir d;
-  Clock clock;
-  auto a = open_store(d.path(), clock, "a");
-  REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+TEST_CASE_METHOD(OneStore, "store: submitted jobs are attached to, never resubmitted", "[store][claim]") {
+  REQUIRE(a->claim(store_intent("k")).action == Claim::Submit);
   a->mark_sent("k");
   a->mark_submitted("k", "req-9");
   auto b = open_store(d.path(), clock, "b");
 
   SECTION("live other owner → WaitOther") {
-    Claim c = b->claim(intent("k"));
+    Claim c = b->claim(store_intent("k"));
     CHECK(c.action == Claim::WaitOther);
     CHECK(c.job.owner == a->owner());
   }
   SECTION("same run → Attach") {
-    Claim c = a->claim(intent("k"));
+    Claim c = a->claim(store_intent("k"));
     CHECK(c.action == Claim::Attach);
     CHECK(c.job.request_id == "req-9");
   }
   SECTION("released owner → Attach at once") {
     a->release();
-    Claim c = b->claim(intent("k"));
+    Claim c = b->claim(store_intent("k"));
     CHECK(c.action == Claim::Attach);
     CHECK(c.job.request_id == "req-9");
     CHECK(c.job.owner == b->owner());
     // ... and now b owns it: a third process waits.
     auto e = open_store(d.path(), clock, "e");
-    CHECK(e->claim(intent("k")).action == Claim::WaitOther);
+    CHECK(e->claim(store_intent("k")).action == Claim::WaitOther);
   }
   SECTION("stale owner → Attach") {
     clock.advance(kLease + 1);
-    Claim c = b->claim(intent("k"));
+    Claim c = b->claim(store_intent("k"));
     CHECK(c.action == Claim::Attach);
     CHECK(c.job.owner == b->owner());
   }
   CHECK(a->history("k").size() == 1);
 }
 
-TEST_CASE("store: heartbeat keeps ownership alive past the lease", "[store][claim]") {
-  TempDir d;
-  Clock clock;
-  auto a = open_store(d.path(), clock, "a");
+TEST_CASE_METHOD(OneStore, "store: heartbeat keeps ownership alive past the lease", "[store][claim]") {
   auto b = open_store(d.path(), clock, "b");
-  REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+  REQUIRE(a->claim(store_intent("k")).action == Claim::Submit);
   a->mark_sent("k");
   a->mark_submitted("k", "req");
   for (int i = 0; i < 4; ++i) {
     clock.advance(kLease / 2);
     a->heartbeat();
-    CHECK(b->claim(intent("k")).action == Claim::WaitOther);
+    CHECK(b->claim(store_intent("k")).action == Claim::WaitOther);
   }
   CHECK(b->get("k")->heartbeat_ms == clock.t->load());
   clock.advance(kLease);
-  CHECK(b->claim(intent("k")).action == Claim::Attach);
+  CHECK(b->claim(store_intent("k")).action == Claim::Attach);
 }
 
-TEST_CASE("store: sent, then its owner died → Unknown, never resubmitted unless asked", "[store][claim]") {
-  TempDir d;
-  Clock clock;
-  auto a = open_store(d.path(), clock, "a");
-  REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+TEST_CASE_METHOD(OneStore, "store: sent, then its owner died → Unknown, never resubmitted unless asked", "[store][claim]") {
+  REQUIRE(a->claim(store_intent("k")).action == Claim::Submit);
   a->mark_sent("k");  // the request went out
   auto b = open_store(d.path(), clock, "b");
   // Live: wait for it.
-  CHECK(b->claim(intent("k")).action == Claim::WaitOther);
+  CHECK(b->claim(store_intent("k")).action == Claim::WaitOther);
   // The same run claiming it again while it is being sent waits too (no double submit).
-  CHECK(a->claim(intent("k")).action == Claim::WaitOther);
+  CHECK(a->claim(store_intent("k")).action == Claim::WaitOther);
 
   clock.advance(kLease + 1);  // a crashed between sending and fal's answer
-  Claim c = b->claim(intent("k"));
+  Claim c = b->claim(store_intent("k"));
   CHECK(c.action == Claim::Unknown);
   CHECK(c.job.state == JobState::Unknown);  // recorded
   CHECK(c.job.generation == 1);
   CHECK(c.job.owner.empty());               // b does not take it over
   CHECK(c.job.sent_ms);
   CHECK(c.job.error.find("may or may not") != std::string::npos);
-  CHECK(b->claim(intent("k")).action == Claim::Unknown);  // stays unknown
+  CHECK(b->claim(store_intent("k")).action == Claim::Unknown);  // stays unknown
 
-  JobIntent again = intent("k");
+  JobIntent again = store_intent("k");
   again.resubmit_unknown = true;
   c = b->claim(again);
   CHECK(c.action == Claim::Submit);
@@ -358,19 +337,16 @@ TEST_CASE("store: sent, then its owner died → Unknown, never resubmitted unles
   CHECK(h[1].state == JobState::Sending);
 }
 
-TEST_CASE("store: unsent sending whose owner died → Submit again, same generation, new owner", "[store][claim][sent]") {
-  TempDir d;
-  Clock clock;
-  auto a = open_store(d.path(), clock, "a");
-  Claim first = a->claim(intent("k"));
+TEST_CASE_METHOD(OneStore, "store: unsent sending whose owner died → Submit again, same generation, new owner", "[store][claim][sent]") {
+  Claim first = a->claim(store_intent("k"));
   REQUIRE(first.action == Claim::Submit);
   const std::int64_t created = first.job.created_ms;
   // a stops before mark_sent (e.g. while uploading inputs or waiting for a slot).
   auto b = open_store(d.path(), clock, "b");
-  CHECK(b->claim(intent("k")).action == Claim::WaitOther);  // live owner: wait
-  CHECK(a->claim(intent("k")).action == Claim::WaitOther);  // same run: never a second submit
+  CHECK(b->claim(store_intent("k")).action == Claim::WaitOther);  // live owner: wait
+  CHECK(a->claim(store_intent("k")).action == Claim::WaitOther);  // same run: never a second submit
 
-  JobIntent in = intent("k");
+  JobIntent in = store_intent("k");
   SECTION("plain claim") {}
   SECTION("with resubmit_unknown: still the same generation, nothing becomes unknown") {
     in.resubmit_unknown = true;
@@ -397,8 +373,8 @@ TEST_CASE("store: unsent sending whose owner died → Submit again, same generat
 
   // b drives it now: another process waits, and b itself does not submit twice.
   auto e = open_store(d.path(), clock, "e");
-  CHECK(e->claim(intent("k")).action == Claim::WaitOther);
-  CHECK(b->claim(intent("k")).action == Claim::WaitOther);
+  CHECK(e->claim(store_intent("k")).action == Claim::WaitOther);
+  CHECK(b->claim(store_intent("k")).action == Claim::WaitOther);
   b->mark_sent("k");
   CHECK(b->get("k")->sent_ms == clock.t->load());
   b->mark_submitted("k", "req-b");
@@ -409,11 +385,8 @@ TEST_CASE("store: unsent sending whose owner died → Submit again, same generat
   CHECK(b->history("k").size() == 1);
 }
 
-TEST_CASE("store: mark_sent sets sent_ms, it is null right after the claim", "[store][sent]") {
-  TempDir d;
-  Clock clock;
-  auto a = open_store(d.path(), clock, "a");
-  Claim c = a->claim(intent("k"));
+TEST_CASE_METHOD(OneStore, "store: mark_sent sets sent_ms, it is null right after the claim", "[store][sent]") {
+  Claim c = a->claim(store_intent("k"));
   REQUIRE(c.action == Claim::Submit);
   CHECK_FALSE(c.job.sent_ms);
   CHECK_FALSE(a->get("k")->sent_ms);
@@ -443,18 +416,15 @@ TEST_CASE("store: mark_sent sets sent_ms, it is null right after the claim", "[s
   CHECK(b->get("k")->sent_ms);
   // A new generation starts unsent again.
   b->mark_failed("k", "boom");
-  Claim again = b->claim(intent("k"));
+  Claim again = b->claim(store_intent("k"));
   REQUIRE(again.action == Claim::Submit);
   CHECK(again.job.generation == 2);
   CHECK_FALSE(again.job.sent_ms);
   CHECK(b->history("k")[0].sent_ms);
 }
 
-TEST_CASE("store: unmark_sent: a withdrawn send is failed and unsent, and submitted again", "[store][sent]") {
-  TempDir d;
-  Clock clock;
-  auto a = open_store(d.path(), clock, "a");
-  REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+TEST_CASE_METHOD(OneStore, "store: unmark_sent: a withdrawn send is failed and unsent, and submitted again", "[store][sent]") {
+  REQUIRE(a->claim(store_intent("k")).action == Claim::Submit);
   a->mark_sent("k");
   a->unmark_sent("k", "not sent: fsync failed");
   auto r = a->get("k");
@@ -464,23 +434,20 @@ TEST_CASE("store: unmark_sent: a withdrawn send is failed and unsent, and submit
   CHECK(r->owner.empty());
   // The next run submits it (a new generation), not "unknown".
   auto b = open_store(d.path(), clock, "b");
-  Claim again = b->claim(intent("k"));
+  Claim again = b->claim(store_intent("k"));
   CHECK(again.action == Claim::Submit);
   CHECK(again.job.generation == 2);
   // Only from sending, and only by its owner.
   b->mark_sent("k");
   b->mark_submitted("k", "req");
   CHECK_THROWS_AS(b->unmark_sent("k", "x"), std::logic_error);
-  REQUIRE(b->claim(intent("q")).action == Claim::Submit);
+  REQUIRE(b->claim(store_intent("q")).action == Claim::Submit);
   CHECK_THROWS_AS(a->unmark_sent("q", "x"), kr::run::ClaimLost);
   CHECK(b->get("q")->state == JobState::Sending);
 }
 
-TEST_CASE("store: clear_sent: a send fal surely did not take is unsent again, still claimed", "[store][sent]") {
-  TempDir d;
-  Clock clock;
-  auto a = open_store(d.path(), clock, "a");
-  REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+TEST_CASE_METHOD(OneStore, "store: clear_sent: a send fal surely did not take is unsent again, still claimed", "[store][sent]") {
+  REQUIRE(a->claim(store_intent("k")).action == Claim::Submit);
   a->mark_sent("k");
   a->clear_sent("k");
   auto r = a->get("k");
@@ -490,7 +457,7 @@ TEST_CASE("store: clear_sent: a send fal surely did not take is unsent again, st
   // A crash now: the next process submits it (the same generation), it is not "unknown".
   clock.advance(kLease + 1);
   auto b = open_store(d.path(), clock, "b");
-  Claim c = b->claim(intent("k"));
+  Claim c = b->claim(store_intent("k"));
   CHECK(c.action == Claim::Submit);
   CHECK(c.job.generation == 1);
   // Only from sending, and only by its owner.
@@ -500,15 +467,12 @@ TEST_CASE("store: clear_sent: a send fal surely did not take is unsent again, st
   CHECK_THROWS_AS(b->clear_sent("k"), std::logic_error);
 }
 
-TEST_CASE("store: mark_sent is refused in every state but sending", "[store][sent]") {
-  TempDir d;
-  Clock clock;
-  auto a = open_store(d.path(), clock, "a");
+TEST_CASE_METHOD(OneStore, "store: mark_sent is refused in every state but sending", "[store][sent]") {
   CHECK_THROWS_AS(a->mark_sent("missing"), std::logic_error);
 
   // Drives `key` from a fresh Submit claim to `target`.
   auto drive = [&](const std::string& key, JobState target) {
-    REQUIRE(a->claim(intent(key, key)).action == Claim::Submit);
+    REQUIRE(a->claim(store_intent(key, key)).action == Claim::Submit);
     switch (target) {
       case JobState::Unknown:
         a->mark_sent(key);
@@ -552,21 +516,18 @@ TEST_CASE("store: mark_sent is refused in every state but sending", "[store][sen
   CHECK_NOTHROW(a->mark_sent("k-sending"));
 }
 
-TEST_CASE("store: mark_unknown → Unknown, resubmit_unknown → Submit", "[store][claim]") {
-  TempDir d;
-  Clock clock;
-  auto a = open_store(d.path(), clock, "a");
-  REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+TEST_CASE_METHOD(OneStore, "store: mark_unknown → Unknown, resubmit_unknown → Submit", "[store][claim]") {
+  REQUIRE(a->claim(store_intent("k")).action == Claim::Submit);
   a->mark_sent("k");
   a->mark_unknown("k", "timeout after sending the submit");
   auto r = a->get("k");
   CHECK(r->state == JobState::Unknown);
   CHECK(r->error == "timeout after sending the submit");
   CHECK(r->owner.empty());
-  Claim c = a->claim(intent("k"));  // even the same run does not resubmit on its own
+  Claim c = a->claim(store_intent("k"));  // even the same run does not resubmit on its own
   CHECK(c.action == Claim::Unknown);
   CHECK(c.reason == "timeout after sending the submit");
-  JobIntent again = intent("k");
+  JobIntent again = store_intent("k");
   again.resubmit_unknown = true;
   CHECK(a->claim(again).action == Claim::Submit);
   // An unknown job that turns out to exist can still be recorded as submitted.
@@ -592,27 +553,24 @@ TEST_CASE("store: an owner whose process is gone is dead at once (same host)", "
   o.now_ms = clock.fn();
   o.lease = std::chrono::milliseconds(kLease);
   auto a = StateStore::open(d.path(), o);
-  REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+  REQUIRE(a->claim(store_intent("k")).action == Claim::Submit);
   a->mark_sent("k");
-  REQUIRE(a->claim(intent("k2")).action == Claim::Submit);
+  REQUIRE(a->claim(store_intent("k2")).action == Claim::Submit);
   a->mark_sent("k2");
   a->mark_submitted("k2", "req-k2");
-  REQUIRE(a->claim(intent("k3")).action == Claim::Submit);  // never sent
+  REQUIRE(a->claim(store_intent("k3")).action == Claim::Submit);  // never sent
   auto b = open_store(d.path(), clock, "b");
   // Heartbeats are fresh, but the pid no longer exists.
-  CHECK(b->claim(intent("k")).action == Claim::Unknown);
-  CHECK(b->claim(intent("k2")).action == Claim::Attach);
-  Claim c3 = b->claim(intent("k3"));
+  CHECK(b->claim(store_intent("k")).action == Claim::Unknown);
+  CHECK(b->claim(store_intent("k2")).action == Claim::Attach);
+  Claim c3 = b->claim(store_intent("k3"));
   CHECK(c3.action == Claim::Submit);
   CHECK(c3.job.generation == 1);
   CHECK(c3.job.owner == b->owner());
 }
 
-TEST_CASE("store: failed and cancelled jobs are submitted again as a new generation", "[store][claim]") {
-  TempDir d;
-  Clock clock;
-  auto a = open_store(d.path(), clock, "a");
-  REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+TEST_CASE_METHOD(OneStore, "store: failed and cancelled jobs are submitted again as a new generation", "[store][claim]") {
+  REQUIRE(a->claim(store_intent("k")).action == Claim::Submit);
   a->mark_sent("k");
   a->mark_submitted("k", "req-1");
   a->mark_failed("k", "content policy");
@@ -620,13 +578,13 @@ TEST_CASE("store: failed and cancelled jobs are submitted again as a new generat
   CHECK(r->state == JobState::Failed);
   CHECK(r->error == "content policy");
   CHECK(r->owner.empty());
-  Claim c = a->claim(intent("k"));
+  Claim c = a->claim(store_intent("k"));
   CHECK(c.action == Claim::Submit);
   CHECK(c.job.generation == 2);
   CHECK(c.reason.find("content policy") != std::string::npos);
   a->mark_cancelled("k");
   CHECK(a->get("k")->state == JobState::Cancelled);
-  c = a->claim(intent("k"));
+  c = a->claim(store_intent("k"));
   CHECK(c.action == Claim::Submit);
   CHECK(c.job.generation == 3);
   auto h = a->history("k");
@@ -642,12 +600,12 @@ TEST_CASE("store: fresh generates anew once per run and keeps history", "[store]
   fs::path f1;
   {
     auto a = open_store(d.path(), clock, "a", clock.t->load());
-    REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+    REQUIRE(a->claim(store_intent("k")).action == Claim::Submit);
     f1 = finish(*a, "k", d.path(), "take-one");
     a->release();
   }
   clock.advance(1000);
-  JobIntent fresh = intent("k");
+  JobIntent fresh = store_intent("k");
   fresh.fresh = true;
 
   SECTION("done → new generation; the old one and its files stay in history") {
@@ -677,7 +635,7 @@ TEST_CASE("store: fresh generates anew once per run and keeps history", "[store]
     // A later run without fresh reuses the newest generation.
     b->release();
     auto e = open_store(d.path(), clock, "e", clock.t->load() + 1);
-    CHECK(e->claim(intent("k")).action == Claim::Reuse);
+    CHECK(e->claim(store_intent("k")).action == Claim::Reuse);
   }
   SECTION("a generation another live process started during this run is not regenerated") {
     auto b = open_store(d.path(), clock, "b", clock.t->load());
@@ -690,24 +648,24 @@ TEST_CASE("store: fresh generates anew once per run and keeps history", "[store]
   }
   SECTION("fresh never steals a job a live process is driving") {
     auto other = open_store(d.path(), clock, "other", 0);
-    REQUIRE(other->claim(intent("k2")).action == Claim::Submit);
+    REQUIRE(other->claim(store_intent("k2")).action == Claim::Submit);
     other->mark_sent("k2");
     other->mark_submitted("k2", "req-o");
     clock.advance(10);
     auto b = open_store(d.path(), clock, "b", clock.t->load());
-    JobIntent f2 = intent("k2");
+    JobIntent f2 = store_intent("k2");
     f2.fresh = true;
     CHECK(b->claim(f2).action == Claim::WaitOther);
     CHECK(b->history("k2").size() == 1);
   }
   SECTION("fresh on an unknown job submits anew and keeps the unknown one") {
     auto other = open_store(d.path(), clock, "other", 0);
-    REQUIRE(other->claim(intent("k3")).action == Claim::Submit);
+    REQUIRE(other->claim(store_intent("k3")).action == Claim::Submit);
     other->mark_sent("k3");
     other.reset();  // crashed while sending
     clock.advance(kLease + 1);
     auto b = open_store(d.path(), clock, "b", clock.t->load());
-    JobIntent f3 = intent("k3");
+    JobIntent f3 = store_intent("k3");
     f3.fresh = true;
     Claim c = b->claim(f3);
     CHECK(c.action == Claim::Submit);
@@ -717,11 +675,11 @@ TEST_CASE("store: fresh generates anew once per run and keeps history", "[store]
   }
   SECTION("fresh on a never-sent job does not call it unknown") {
     auto other = open_store(d.path(), clock, "other", 0);
-    REQUIRE(other->claim(intent("k4")).action == Claim::Submit);
+    REQUIRE(other->claim(store_intent("k4")).action == Claim::Submit);
     other.reset();  // stopped before sending
     clock.advance(kLease + 1);
     auto b = open_store(d.path(), clock, "b", clock.t->load());
-    JobIntent f4 = intent("k4");
+    JobIntent f4 = store_intent("k4");
     f4.fresh = true;
     CHECK(b->claim(f4).action == Claim::Submit);
     auto h = b->history("k4");
@@ -731,12 +689,9 @@ TEST_CASE("store: fresh generates anew once per run and keeps history", "[store]
   }
 }
 
-TEST_CASE("store: transitions are checked", "[store]") {
-  TempDir d;
-  Clock clock;
-  auto a = open_store(d.path(), clock, "a");
+TEST_CASE_METHOD(OneStore, "store: transitions are checked", "[store]") {
   CHECK_THROWS_AS(a->mark_submitted("missing", "r"), std::logic_error);
-  REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+  REQUIRE(a->claim(store_intent("k")).action == Claim::Submit);
   CHECK_THROWS_AS(a->mark_done("k"), std::logic_error);  // no result yet
   CHECK_THROWS_AS(a->add_file("k", "video", "/x", "h", 1), std::logic_error);
   CHECK_THROWS_AS(a->mark_submitted("k", ""), std::invalid_argument);
@@ -754,15 +709,12 @@ TEST_CASE("store: transitions are checked", "[store]") {
   CHECK(a->get("k")->state == JobState::Done);  // a refused transition changes nothing
 }
 
-TEST_CASE("store: each store updates the generation it claimed", "[store]") {
-  TempDir d;
-  Clock clock;
-  auto a = open_store(d.path(), clock, "a");
-  REQUIRE(a->claim(intent("k")).action == Claim::Submit);  // gen 1
+TEST_CASE_METHOD(OneStore, "store: each store updates the generation it claimed", "[store]") {
+  REQUIRE(a->claim(store_intent("k")).action == Claim::Submit);  // gen 1
   a->mark_sent("k");                                       // ... and its request went out
   clock.advance(kLease + 1);                               // a looks dead (stalled)
   auto b = open_store(d.path(), clock, "b");
-  JobIntent again = intent("k");
+  JobIntent again = store_intent("k");
   again.resubmit_unknown = true;
   REQUIRE(b->claim(again).action == Claim::Submit);  // gen 2 (gen 1 recorded as unknown)
   b->mark_sent("k");                                 // lands on gen 2
@@ -776,34 +728,28 @@ TEST_CASE("store: each store updates the generation it claimed", "[store]") {
   CHECK(b->get("k")->request_id == "req-b");
 }
 
-TEST_CASE("store: release hands rows to the next run", "[store]") {
-  TempDir d;
-  Clock clock;
-  auto a = open_store(d.path(), clock, "a");
-  REQUIRE(a->claim(intent("sending")).action == Claim::Submit);
+TEST_CASE_METHOD(OneStore, "store: release hands rows to the next run", "[store]") {
+  REQUIRE(a->claim(store_intent("sending")).action == Claim::Submit);
   a->mark_sent("sending");
-  REQUIRE(a->claim(intent("submitted")).action == Claim::Submit);
+  REQUIRE(a->claim(store_intent("submitted")).action == Claim::Submit);
   a->mark_sent("submitted");
   a->mark_submitted("submitted", "req");
-  REQUIRE(a->claim(intent("completed")).action == Claim::Submit);
+  REQUIRE(a->claim(store_intent("completed")).action == Claim::Submit);
   a->mark_sent("completed");
   a->mark_submitted("completed", "req-c");
   a->store_result("completed", {{"x", 1}});
   a->release();
   for (auto& r : a->list()) CHECK(r.owner.empty());
   auto b = open_store(d.path(), clock, "b");  // no waiting for the lease
-  CHECK(b->claim(intent("sending")).action == Claim::Unknown);
+  CHECK(b->claim(store_intent("sending")).action == Claim::Unknown);
   CHECK(b->get("sending")->error.find("released while sending") != std::string::npos);
-  CHECK(b->claim(intent("submitted")).action == Claim::Attach);
-  CHECK(b->claim(intent("completed")).action == Claim::Download);
+  CHECK(b->claim(store_intent("submitted")).action == Claim::Attach);
+  CHECK(b->claim(store_intent("completed")).action == Claim::Download);
 }
 
-TEST_CASE("store: release: an unsent row → Submit for the next claim, a sent one → Unknown", "[store][sent]") {
-  TempDir d;
-  Clock clock;
-  auto a = open_store(d.path(), clock, "a");
-  REQUIRE(a->claim(intent("unsent")).action == Claim::Submit);
-  REQUIRE(a->claim(intent("sent")).action == Claim::Submit);
+TEST_CASE_METHOD(OneStore, "store: release: an unsent row → Submit for the next claim, a sent one → Unknown", "[store][sent]") {
+  REQUIRE(a->claim(store_intent("unsent")).action == Claim::Submit);
+  REQUIRE(a->claim(store_intent("sent")).action == Claim::Submit);
   a->mark_sent("sent");
   a->release();
 
@@ -820,22 +766,22 @@ TEST_CASE("store: release: an unsent row → Submit for the next claim, a sent o
 
   SECTION("another process, at once (no lease wait)") {
     auto b = open_store(d.path(), clock, "b");
-    Claim c = b->claim(intent("unsent"));
+    Claim c = b->claim(store_intent("unsent"));
     CHECK(c.action == Claim::Submit);
     CHECK(c.job.generation == 1);
     CHECK(c.job.owner == b->owner());
     CHECK(b->history("unsent").size() == 1);
-    Claim k = b->claim(intent("sent"));
+    Claim k = b->claim(store_intent("sent"));
     CHECK(k.action == Claim::Unknown);
     CHECK(k.reason.find("released while sending") != std::string::npos);
     CHECK(k.job.owner.empty());
   }
   SECTION("the releasing store itself") {
-    Claim c = a->claim(intent("unsent"));
+    Claim c = a->claim(store_intent("unsent"));
     CHECK(c.action == Claim::Submit);
     CHECK(c.job.generation == 1);
     CHECK(c.job.owner == a->owner());
-    CHECK(a->claim(intent("sent")).action == Claim::Unknown);
+    CHECK(a->claim(store_intent("sent")).action == Claim::Unknown);
   }
   CHECK(a->history("sent").size() == 1);
 }
@@ -846,9 +792,9 @@ TEST_CASE("store: persistence across close and reopen", "[store]") {
   fs::path f;
   {
     auto a = open_store(d.path(), clock, "a");
-    REQUIRE(a->claim(intent("k", "intro", "film.lua")).action == Claim::Submit);
+    REQUIRE(a->claim(store_intent("k", "intro", "film.lua")).action == Claim::Submit);
     f = finish(*a, "k", d.path(), "video!");
-    REQUIRE(a->claim(intent("k2", "outro", "film.lua")).action == Claim::Submit);
+    REQUIRE(a->claim(store_intent("k2", "outro", "film.lua")).action == Claim::Submit);
     a->mark_sent("k2");
     a->mark_submitted("k2", "req-k2");
   }
@@ -880,18 +826,15 @@ TEST_CASE("store: persistence across close and reopen", "[store]") {
   CHECK(r2->request_id == "req-k2");
 }
 
-TEST_CASE("store: list, list by script, find_by_name", "[store]") {
-  TempDir d;
-  Clock clock;
-  auto a = open_store(d.path(), clock, "a");
-  REQUIRE(a->claim(intent("k1", "intro", "one.lua")).action == Claim::Submit);
+TEST_CASE_METHOD(OneStore, "store: list, list by script, find_by_name", "[store]") {
+  REQUIRE(a->claim(store_intent("k1", "intro", "one.lua")).action == Claim::Submit);
   clock.advance(1);
-  REQUIRE(a->claim(intent("k2", "middle", "one.lua")).action == Claim::Submit);
+  REQUIRE(a->claim(store_intent("k2", "middle", "one.lua")).action == Claim::Submit);
   clock.advance(1);
-  REQUIRE(a->claim(intent("k3", "intro", "two.lua")).action == Claim::Submit);
+  REQUIRE(a->claim(store_intent("k3", "intro", "two.lua")).action == Claim::Submit);
   clock.advance(1);
   // two.lua reuses one.lua's k2 under another name: it is listed for both scripts.
-  a->claim(intent("k2", "reused", "two.lua"));
+  a->claim(store_intent("k2", "reused", "two.lua"));
 
   auto all = a->list();
   REQUIRE(all.size() == 3);
@@ -915,16 +858,13 @@ TEST_CASE("store: list, list by script, find_by_name", "[store]") {
   CHECK_FALSE(a->find_by_name("nothing"));
   // An edited shot (new key, same name) is found under its name.
   clock.advance(1);
-  REQUIRE(a->claim(intent("k1b", "intro", "one.lua")).action == Claim::Submit);
+  REQUIRE(a->claim(store_intent("k1b", "intro", "one.lua")).action == Claim::Submit);
   CHECK(a->find_by_name("intro", std::string("one.lua"))->key == "k1b");
 }
 
-TEST_CASE("store: gc removes only done jobs whose files were deleted", "[store][gc]") {
-  TempDir d;
-  Clock clock;
-  auto a = open_store(d.path(), clock, "a");
+TEST_CASE_METHOD(OneStore, "store: gc removes only done jobs whose files were deleted", "[store][gc]") {
   for (auto k : {"kept", "gone", "sending", "submitted", "unknown", "completed", "failed"})
-    REQUIRE(a->claim(intent(k, k)).action == Claim::Submit);
+    REQUIRE(a->claim(store_intent(k, k)).action == Claim::Submit);
   finish(*a, "kept", d.path());
   fs::path gone = finish(*a, "gone", d.path());
   for (auto k : {"submitted", "unknown", "completed"}) a->mark_sent(k);
@@ -942,18 +882,18 @@ TEST_CASE("store: gc removes only done jobs whose files were deleted", "[store][
   for (auto k : {"kept", "sending", "submitted", "unknown", "completed", "failed"}) CHECK(a->get(k));
   CHECK(a->gc() == 0);
   // After gc the job is simply new again.
-  CHECK(a->claim(intent("gone")).action == Claim::Submit);
+  CHECK(a->claim(store_intent("gone")).action == Claim::Submit);
 }
 
 TEST_CASE("store: gc removes an older generation whose files are gone, keeps the newest", "[store][gc]") {
   TempDir d;
   Clock clock;
   auto a = open_store(d.path(), clock, "a", clock.t->load());
-  REQUIRE(a->claim(intent("k")).action == Claim::Submit);
+  REQUIRE(a->claim(store_intent("k")).action == Claim::Submit);
   finish(*a, "k", d.path(), "one", "k-1.mp4");
   clock.advance(10);
   auto b = open_store(d.path(), clock, "b", clock.t->load());
-  JobIntent fresh = intent("k");
+  JobIntent fresh = store_intent("k");
   fresh.fresh = true;
   REQUIRE(b->claim(fresh).action == Claim::Submit);
   finish(*b, "k", d.path(), "two", "k-2.mp4");
@@ -963,7 +903,7 @@ TEST_CASE("store: gc removes an older generation whose files are gone, keeps the
   auto h = b->history("k");
   REQUIRE(h.size() == 1);
   CHECK(h[0].generation == 2);
-  CHECK(b->claim(intent("k")).action == Claim::Reuse);
+  CHECK(b->claim(store_intent("k")).action == Claim::Reuse);
   fs::remove(d.path() / "k-2.mp4");
   CHECK(b->gc() == 1);
   CHECK(b->history("k").empty());
@@ -1063,7 +1003,7 @@ TEST_CASE("store: N processes claiming one key at the same moment: exactly one S
     auto reports = race(kChildren, [&](int, const std::function<void()>& start) {
       auto s = StateStore::open(d.path() / ".klingrun");  // real clock, real pid owner
       start();
-      return std::string(kr::run::to_string(s->claim(intent("same-key")).action));
+      return std::string(kr::run::to_string(s->claim(store_intent("same-key")).action));
     });
     std::map<std::string, int> counts;
     for (auto& r : reports) {
@@ -1090,7 +1030,7 @@ TEST_CASE("store: many processes, many keys: no busy errors, one Submit per key"
     for (int n = 0; n < kKeys; ++n) {
       int k = (i % 2 == 0) ? n : kKeys - 1 - n;
       std::string key = "key-" + std::to_string(k);
-      Claim cl = s->claim(intent(key, key, "many.lua"));
+      Claim cl = s->claim(store_intent(key, key, "many.lua"));
       if (cl.action == Claim::Submit) {
         report += key + "\n";
         s->heartbeat();

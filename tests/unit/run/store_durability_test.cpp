@@ -17,6 +17,7 @@
 #include "run/state_store.h"
 #include "sqlite_vfs.h"
 #include "files.h"
+#include "store.h"
 
 namespace fs = std::filesystem;
 using kr::run::Claim;
@@ -25,20 +26,11 @@ using kr::run::StateStore;
 using krt::CountingVfs;
 
 using krt::TempDir;
+using krt::store_intent;
 
 namespace {
 
 
-JobIntent intent(const std::string& key) {
-  JobIntent in;
-  in.key = key;
-  in.name = "shot_" + key;
-  in.script = "s.lua";
-  in.endpoint = "fal-ai/kling-video/v3/pro/text-to-video";
-  in.input = {{"prompt", "a fox " + key}, {"duration", "5"}};
-  in.cost_usd = 0.84;
-  return in;
-}
 
 // WAL fsyncs caused by f().
 template <class F>
@@ -57,7 +49,7 @@ TEST_CASE("store durability: only the money steps are fsynced, the rest commit w
   using D = StateStore::Durable;
 
   // Nothing is sent by a claim: no fsync (mark_sent's covers it before anything leaves).
-  CHECK(syncs_of([&] { REQUIRE(s->claim(intent("a")).action == Claim::Submit); }) == 0);
+  CHECK(syncs_of([&] { REQUIRE(s->claim(store_intent("a")).action == Claim::Submit); }) == 0);
   // The default: fsynced before the call returns.
   CHECK(syncs_of([&] { s->mark_sent("a"); }) >= 1);
   CHECK(syncs_of([&] { s->mark_submitted("a", "req-a"); }) >= 1);
@@ -73,11 +65,11 @@ TEST_CASE("store durability: only the money steps are fsynced, the rest commit w
           s->mark_done("a");
         }) == 0);
   CHECK(s->pragma("synchronous") == "1");  // NORMAL
-  CHECK(syncs_of([&] { REQUIRE(s->claim(intent("b")).action == Claim::Submit); }) == 0);
+  CHECK(syncs_of([&] { REQUIRE(s->claim(store_intent("b")).action == Claim::Submit); }) == 0);
   CHECK(syncs_of([&] { s->mark_sent("b"); }) >= 1);  // FULL again for the money step
   CHECK(syncs_of([&] {
           s->mark_failed("b", "rejected by fal (422)");
-          REQUIRE(s->claim(intent("c")).action == Claim::Submit);
+          REQUIRE(s->claim(store_intent("c")).action == Claim::Submit);
           s->mark_cancelled("c");
           s->release();
           s->gc();
@@ -87,7 +79,7 @@ TEST_CASE("store durability: only the money steps are fsynced, the rest commit w
   // once for the whole batch.
   CHECK(syncs_of([&] {
           for (const char* k : {"d", "e", "f"}) {
-            REQUIRE(s->claim(intent(k)).action == Claim::Submit);
+            REQUIRE(s->claim(store_intent(k)).action == Claim::Submit);
             s->mark_sent(k, D::batched);
           }
         }) == 0);
