@@ -1,11 +1,14 @@
 #pragma once
 // FileSink: writes and hashes downloaded bytes on background threads.
 //
-// Why: SHA-256 runs at ~2.7 ms per MiB here, and writing into the page cache costs about as much
-// as receiving; on the loop thread, a burst of finished jobs (50 videos at once) held every
-// other transfer, status event and submit for hundreds of ms. The loop thread now only copies
-// each chunk into a queue; a sink thread writes it, hashes it, and renames the finished file.
-// Two threads: the hash, not the disk or the link, is what limits a burst of downloads.
+// Why: SHA-256 runs at 4-5 ms per MiB here (one stream at a time), and writing into the page
+// cache costs about as much as receiving; on the loop thread, a burst of finished jobs (50
+// videos at once) held every other transfer, status event and submit for hundreds of ms. The
+// loop thread now only copies each chunk into a queue; a sink thread writes it, hashes it, and
+// renames the finished file. The hash, not the disk or the link, is what limits a burst of
+// downloads. Where the CPU has SIMD lanes for it (net/sha256_lanes.h), one thread: when it
+// falls behind, the files waiting for it are hashed side by side, 16 for about the price of 3,
+// and one thread sees them all. Without lanes, two threads, each hashing its files one by one.
 //
 // A File is one attempt's "<dest>.part", opened by the caller. write() queues bytes, finish()
 // closes and renames into place and reports the SHA-256 on the loop's thread, discard()
@@ -36,9 +39,9 @@ class FileSink {
     std::string error;
   };
 
-  // `threads`: files are spread over them (a file stays on one). `max_queued`: bytes waiting
-  // for the threads above which write() blocks (back-pressure).
-  explicit FileSink(Loop& loop, unsigned threads = 2, std::size_t max_queued = 64u << 20);
+  // `threads`: files are spread over them (a file stays on one); 0 chooses as said above.
+  // `max_queued`: bytes waiting for the threads above which write() blocks (back-pressure).
+  explicit FileSink(Loop& loop, unsigned threads = 0, std::size_t max_queued = 64u << 20);
   ~FileSink();  // ends after the queued work; files never finished are removed
   FileSink(const FileSink&) = delete;
   FileSink& operator=(const FileSink&) = delete;
@@ -69,6 +72,7 @@ class FileSink {
   void push(const FileRef& f, Task t);
   void flush(const FileRef& f);
   void run(Worker& w);
+  static bool write_all(File& f, const std::string& bytes);
   void finish_file(Task& t);
 
   Loop& loop_;

@@ -1,0 +1,198 @@
+#include "net/sha256_lanes.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
+
+#if defined(__x86_64__)
+// Defined in sha256_lanes_avx2.cpp and sha256_lanes_avx512.cpp (built with their -m flags).
+void kr_sha256_blocks_x8_avx2(std::uint32_t* const* state, const unsigned char* const* data, std::size_t blocks);
+void kr_sha256_blocks_x16_avx512(std::uint32_t* const* state, const unsigned char* const* data, std::size_t blocks);
+#endif
+
+namespace kr::net {
+
+namespace {
+
+// One stream's whole blocks: OpenSSL's assembly, twice as fast as plain C++ here. The block
+// function itself is only reachable through the low-level SHA256_* calls (deprecated in
+// OpenSSL 3 in favour of EVP, which hides the chaining value that lanes need to share); its
+// context struct is public, and a context holding `h` with no buffered bytes is all it needs.
+void blocks_scalar(std::uint32_t h[8], const unsigned char* p, std::size_t blocks) {
+  SHA256_CTX c;
+  SHA256_Init(&c);
+  std::memcpy(c.h, h, sizeof c.h);
+  SHA256_Update(&c, p, blocks * 64);
+  std::memcpy(h, c.h, sizeof c.h);
+}
+
+using LaneFn = void (*)(std::uint32_t* const*, const unsigned char* const*, std::size_t);
+
+struct Kernel {
+  Sha256Kernel kind;
+  LaneFn fn;        // null: OpenSSL, one stream at a time
+  int lanes;
+  int min_streams;  // below this many streams, one at a time is faster
+};
+
+bool cpu_has(Sha256Kernel k) {
+#if defined(__x86_64__)
+  if (k == Sha256Kernel::avx2) return __builtin_cpu_supports("avx2");
+  if (k == Sha256Kernel::avx512) return __builtin_cpu_supports("avx512f");
+#endif
+  return k == Sha256Kernel::openssl;
+}
+
+Kernel kernel_for(Sha256Kernel k) {
+  if (k == Sha256Kernel::best) {
+    static const Sha256Kernel best = cpu_has(Sha256Kernel::avx512) ? Sha256Kernel::avx512
+                                     : cpu_has(Sha256Kernel::avx2) ? Sha256Kernel::avx2
+                                                                   : Sha256Kernel::openssl;
+    k = best;
+  }
+  if (!cpu_has(k)) k = Sha256Kernel::openssl;
+#if defined(__x86_64__)
+  if (k == Sha256Kernel::avx512) return {k, kr_sha256_blocks_x16_avx512, 16, 3};
+  if (k == Sha256Kernel::avx2) return {k, kr_sha256_blocks_x8_avx2, 8, 3};
+#endif
+  return {Sha256Kernel::openssl, nullptr, 1, 2};
+}
+
+// One stream's pieces within a call, walked piece by piece: the head of a piece completes the
+// stream's buffered block (OpenSSL), its whole blocks go to a lane, its tail is buffered.
+struct Walk {
+  Sha256Stream* s;
+  std::vector<const Sha256Piece*> pieces;
+  std::size_t next = 0;
+  const unsigned char* p = nullptr;  // the whole blocks not hashed yet
+  std::size_t blocks = 0;
+  const unsigned char* tail = nullptr;
+  std::size_t tail_size = 0;
+
+  // Moves to the next piece with whole blocks to hash; false when every piece is done.
+  bool advance() {
+    while (next < pieces.size()) {
+      const Sha256Piece& pc = *pieces[next++];
+      const unsigned char* d = pc.data;
+      std::size_t n = pc.size;
+      s->bytes += n;
+      if (s->buffered > 0) {
+        const std::size_t take = std::min(64 - s->buffered, n);
+        std::memcpy(s->buf + s->buffered, d, take);
+        s->buffered += take;
+        d += take;
+        n -= take;
+        if (s->buffered < 64) continue;  // the piece fit in the buffer
+        blocks_scalar(s->h, s->buf, 1);
+        s->buffered = 0;
+      }
+      p = d;
+      blocks = n / 64;
+      tail = d + blocks * 64;
+      tail_size = n % 64;
+      if (blocks > 0) return true;
+      end_piece();
+    }
+    return false;
+  }
+  // The piece's whole blocks are hashed: buffer its tail.
+  void end_piece() {
+    std::memcpy(s->buf, tail, tail_size);
+    s->buffered = tail_size;
+    tail_size = 0;
+  }
+};
+
+}  // namespace
+
+Sha256Stream::Sha256Stream() {
+  static constexpr std::uint32_t init[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                            0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  std::memcpy(h, init, sizeof h);
+}
+
+void Sha256Stream::update(const void* data, std::size_t n) {
+  const Sha256Piece one{this, static_cast<const unsigned char*>(data), n};
+  sha256_update({&one, 1}, Sha256Kernel::openssl);
+}
+
+std::string Sha256Stream::hex() {
+  const std::uint64_t bits = bytes * 8;
+  buf[buffered++] = 0x80;
+  if (buffered > 56) {
+    std::memset(buf + buffered, 0, 64 - buffered);
+    blocks_scalar(h, buf, 1);
+    buffered = 0;
+  }
+  std::memset(buf + buffered, 0, 56 - buffered);
+  for (int i = 0; i < 8; ++i) buf[56 + i] = static_cast<unsigned char>(bits >> (56 - 8 * i));
+  blocks_scalar(h, buf, 1);
+  static const char* digits = "0123456789abcdef";
+  std::string out(64, '0');
+  for (int i = 0; i < 32; ++i) {
+    const unsigned byte = (h[i / 4] >> (24 - 8 * (i % 4))) & 0xff;
+    out[2 * i] = digits[byte >> 4];
+    out[2 * i + 1] = digits[byte & 15];
+  }
+  *this = Sha256Stream();
+  return out;
+}
+
+bool sha256_kernel_available(Sha256Kernel k) { return k == Sha256Kernel::best || cpu_has(k); }
+
+const char* sha256_kernel_name(Sha256Kernel k) {
+  switch (kernel_for(k).kind) {
+    case Sha256Kernel::avx512: return "avx512 x16";
+    case Sha256Kernel::avx2: return "avx2 x8";
+    default: return "openssl x1";
+  }
+}
+
+void sha256_update(std::span<const Sha256Piece> pieces, Sha256Kernel k) {
+  const Kernel kern = kernel_for(k);
+  std::vector<Walk> walks;
+  for (const Sha256Piece& pc : pieces) {
+    auto it = std::find_if(walks.begin(), walks.end(), [&](const Walk& w) { return w.s == pc.stream; });
+    if (it == walks.end()) it = walks.insert(walks.end(), Walk{pc.stream, {}});
+    it->pieces.push_back(&pc);
+  }
+  std::vector<Walk*> ready;
+  for (Walk& w : walks)
+    if (w.advance()) ready.push_back(&w);
+
+  std::uint32_t spare[16][8];
+  std::uint32_t* states[16];
+  const unsigned char* data[16];
+  while (!ready.empty()) {
+    if (!kern.fn || static_cast<int>(ready.size()) < kern.min_streams) {
+      Walk& w = *ready.back();
+      blocks_scalar(w.s->h, w.p, w.blocks);
+      w.end_piece();
+      if (!w.advance()) ready.pop_back();
+      continue;
+    }
+    const int used = std::min<int>(kern.lanes, static_cast<int>(ready.size()));
+    std::size_t n = ready[0]->blocks;
+    for (int l = 0; l < used; ++l) n = std::min(n, ready[l]->blocks);
+    for (int l = 0; l < kern.lanes; ++l) {
+      states[l] = l < used ? ready[l]->s->h : spare[l];
+      data[l] = l < used ? ready[l]->p : ready[0]->p;  // a spare lane rehashes lane 0's bytes
+    }
+    kern.fn(states, data, n);
+    for (int l = 0; l < used; ++l) {
+      Walk& w = *ready[l];
+      w.p += n * 64;
+      w.blocks -= n;
+      if (w.blocks == 0) {
+        w.end_piece();
+        if (!w.advance()) ready[l] = nullptr;
+      }
+    }
+    std::erase(ready, nullptr);
+  }
+}
+
+}  // namespace kr::net
