@@ -7,8 +7,9 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/sha.h>
 
-#if defined(__x86_64__)
-// Defined in sha256_lanes_avx2.cpp and sha256_lanes_avx512.cpp (built with their -m flags).
+#if defined(KR_SHA256_LANES)
+// Defined in sha256_lanes_avx2.cpp and sha256_lanes_avx512.cpp, which CMake builds with their
+// -m flags on x86-64 (and then defines KR_SHA256_LANES); elsewhere only OpenSSL is used.
 void kr_sha256_blocks_x8_avx2(std::uint32_t* const* state, const unsigned char* const* data, std::size_t blocks);
 void kr_sha256_blocks_x16_avx512(std::uint32_t* const* state, const unsigned char* const* data, std::size_t blocks);
 #endif
@@ -39,7 +40,7 @@ struct Kernel {
 };
 
 bool cpu_has(Sha256Kernel k) {
-#if defined(__x86_64__)
+#if defined(KR_SHA256_LANES)
   if (k == Sha256Kernel::avx2) return __builtin_cpu_supports("avx2");
   if (k == Sha256Kernel::avx512) return __builtin_cpu_supports("avx512f");
 #endif
@@ -54,7 +55,7 @@ Kernel kernel_for(Sha256Kernel k) {
     k = best;
   }
   if (!cpu_has(k)) k = Sha256Kernel::openssl;
-#if defined(__x86_64__)
+#if defined(KR_SHA256_LANES)
   if (k == Sha256Kernel::avx512) return {k, kr_sha256_blocks_x16_avx512, 16, 3};
   if (k == Sha256Kernel::avx2) return {k, kr_sha256_blocks_x8_avx2, 8, 3};
 #endif
