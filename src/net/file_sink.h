@@ -8,7 +8,8 @@
 // renames the finished file. The hash, not the disk or the link, is what limits a burst of
 // downloads. Where the CPU has SIMD lanes for it (net/sha256_lanes.h), one thread: when it
 // falls behind, the files waiting for it are hashed side by side, 16 for about the price of 3,
-// and one thread sees them all. Without lanes, two threads, each hashing its files one by one.
+// and one thread sees them all (alone, it still hashes one file at 200+ MB/s, more than a
+// download from fal's CDN brings). Without lanes, two threads, each hashing its files one by one.
 //
 // A File is one attempt's "<dest>.part", opened by the caller. write() queues bytes, finish()
 // closes and renames into place and reports the SHA-256 on the loop's thread, discard()
