@@ -105,23 +105,40 @@ void FileSink::push(const FileRef& f, Task t) {
 }
 
 // A worker takes every task waiting for it at once: it writes the pieces as they come, then
-// hashes them all together and completes the batch's finishes. While it keeps up, a batch is a
-// piece or two and each file is hashed alone, as before. When it falls behind (a burst of
-// videos, with the hash as the bottleneck), a batch holds many files, and sha256_update hashes
-// them side by side in SIMD lanes, 16 for about the price of 3: the backlog drains instead of
-// growing.
+// hashes them and completes the batch's finishes. While it keeps up, a batch is a piece or two
+// and each file is hashed alone, as before. When it falls behind (a burst of videos, with the
+// hash as the bottleneck), a batch holds many files, and sha256_update hashes them side by
+// side in SIMD lanes, 16 for about the price of 4: the backlog drains instead of growing. With
+// too few files for the lanes, they are hashed one by one in the order their finishes came,
+// and each is reported as soon as its own hash is done.
 void FileSink::run(Worker& w) {
   std::deque<Task> batch;
   std::vector<std::pair<FileRef, std::string>> unhashed;
   std::size_t unhashed_bytes = 0;  // counted in queued_bytes_ until hashed
   std::vector<Task> finishing;     // finishes waiting for their file's last pieces to be hashed
-  auto complete = [&] {
+  const std::size_t lanes_from = sha256_lanes_from();
+  auto hash = [&](const File* only) {  // the pieces of `only`, or of every file when null
     std::vector<Sha256Piece> pieces;
-    pieces.reserve(unhashed.size());
     for (auto& [f, bytes] : unhashed)
-      if (!f->dropped && !f->failed)
+      if ((!only || f.get() == only) && !f->dropped && !f->failed && !bytes.empty())
         pieces.push_back({&f->sha, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()});
     sha256_update(pieces);
+    if (only)  // hashed: the final pass skips them
+      for (auto& [f, bytes] : unhashed)
+        if (f.get() == only) std::string().swap(bytes);
+  };
+  auto complete = [&] {
+    std::vector<const File*> files;
+    for (auto& [f, bytes] : unhashed)
+      if (std::find(files.begin(), files.end(), f.get()) == files.end()) files.push_back(f.get());
+    if (files.size() < lanes_from) {
+      for (Task& t : finishing) {
+        hash(t.file.get());
+        finish_file(t);
+      }
+      finishing.clear();
+    }
+    hash(nullptr);
     unhashed.clear();
     {
       std::lock_guard lk(mu_);

@@ -36,7 +36,10 @@ struct Kernel {
   Sha256Kernel kind;
   LaneFn fn;        // null: OpenSSL, one stream at a time
   int lanes;
-  int min_streams;  // below this many streams, one at a time is faster
+  // Below this many streams, one at a time: a lane set costs about what 4 files cost OpenSSL
+  // (bench/sha256_lanes: 0.8-0.9x at 3 streams, 1.3x at 4, 1.5-1.6x at 5), and one at a time
+  // also has the first file done sooner.
+  int min_streams;
 };
 
 bool cpu_has(Sha256Kernel k) {
@@ -56,8 +59,8 @@ Kernel kernel_for(Sha256Kernel k) {
   }
   if (!cpu_has(k)) k = Sha256Kernel::openssl;
 #if defined(KR_SHA256_LANES)
-  if (k == Sha256Kernel::avx512) return {k, kr_sha256_blocks_x16_avx512, 16, 3};
-  if (k == Sha256Kernel::avx2) return {k, kr_sha256_blocks_x8_avx2, 8, 3};
+  if (k == Sha256Kernel::avx512) return {k, kr_sha256_blocks_x16_avx512, 16, 5};
+  if (k == Sha256Kernel::avx2) return {k, kr_sha256_blocks_x8_avx2, 8, 5};
 #endif
   return {Sha256Kernel::openssl, nullptr, 1, 2};
 }
@@ -143,6 +146,11 @@ std::string Sha256Stream::hex() {
 }
 
 bool sha256_kernel_available(Sha256Kernel k) { return k == Sha256Kernel::best || cpu_has(k); }
+
+std::size_t sha256_lanes_from(Sha256Kernel k) {
+  const Kernel kern = kernel_for(k);
+  return kern.fn ? static_cast<std::size_t>(kern.min_streams) : SIZE_MAX;
+}
 
 const char* sha256_kernel_name(Sha256Kernel k) {
   switch (kernel_for(k).kind) {

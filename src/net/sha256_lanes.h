@@ -38,6 +38,9 @@ struct Sha256Piece {
 enum class Sha256Kernel { best, openssl, avx2, avx512 };
 bool sha256_kernel_available(Sha256Kernel k);
 const char* sha256_kernel_name(Sha256Kernel k);  // "avx512 x16" …; `best` names the one chosen
+// How many streams sha256_update needs to hash side by side (SIZE_MAX: never); with fewer it
+// hashes them one after another.
+std::size_t sha256_lanes_from(Sha256Kernel k = Sha256Kernel::best);
 
 // Hashes every piece into its stream, as many streams at a time as the kernel has lanes.
 // `k` is for tests and benchmarks; an unavailable kernel falls back to openssl (one stream at a time).
