@@ -7,7 +7,7 @@
 // loop thread now only copies each chunk into a queue; a sink thread writes it, hashes it, and
 // renames the finished file. The hash, not the disk or the link, is what limits a burst of
 // downloads. Where the CPU has SIMD lanes for it (net/sha256_lanes.h), one thread: when it
-// falls behind, the files waiting for it are hashed side by side, 16 for about the price of 3,
+// falls behind, the files waiting for it are hashed side by side, 16 for about the price of 4,
 // and one thread sees them all (alone, it still hashes one file at 200+ MB/s, more than a
 // download from fal's CDN brings). Without lanes, two threads, each hashing its files one by one.
 //
