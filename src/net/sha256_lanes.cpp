@@ -172,7 +172,7 @@ void sha256_update(std::span<const Sha256Piece> pieces, Sha256Kernel k) {
   for (Walk& w : walks)
     if (w.advance()) ready.push_back(&w);
 
-  std::uint32_t spare[16][8];
+  std::uint32_t spare[16][8] = {};  // states for unused lanes (their result is dropped)
   std::uint32_t* states[16];
   const unsigned char* data[16];
   while (!ready.empty()) {
