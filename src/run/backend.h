@@ -43,9 +43,9 @@ class Backend {
   virtual bool limited() const { return true; }
   // Ask fal to cancel the job; the job still finishes through the hooks.
   virtual void cancel(Job& job) = 0;
-  // Only from the before_io hook: take back the job's submit, which has not left yet. The job
-  // then finishes through the hooks with job.send_refused as its error. False if there is no
-  // such submit.
+  // Takes back the job's submit if it surely has not left (in practice, from the before_io
+  // hook). The job then finishes through the hooks with job.send_refused as its error. False
+  // if there is no such submit.
   virtual bool withdraw(Job& job) { (void)job; return false; }
   void set_hooks(BackendHooks h) { hooks_ = std::move(h); }
 

@@ -165,6 +165,13 @@ const CoreContext& Runner::context() const { return ctx_; }
 
 Prepared Runner::check(const Request& req) const { return prepare(req, context()); }
 
+// Why a job costing `cost` would break the budget, given what this run has committed so far.
+std::optional<std::string> Runner::over_budget(const std::string& name, double cost) const {
+  if (!opts_.budget || round_usd(spent_ + cost) <= round_usd(*opts_.budget)) return std::nullopt;
+  return "job \"" + name + "\" costs " + format_usd(cost) + "; with " + format_usd(spent_) +
+         " already committed this run it would exceed the budget of " + format_usd(*opts_.budget);
+}
+
 Job& Runner::submit(Request req) {
   if (stopping_) throw SubmitRefused(SubmitRefused::Why::stopped, {}, "the run is stopping (interrupted); no new jobs are started");
   Prepared p = prepare(req.endpoint, std::move(req.input), context());  // the job keeps the normalized input
@@ -207,11 +214,8 @@ Job& Runner::submit(Request req) {
   // (offline) needs no key, and skips the canonical dump and the hash.
   std::string key = opts_.store || opts_.manifest ? request_key(p.endpoint->id, canonical, req.take) : std::string();
   double cost = predicted_charge(key, p.cost->usd);
-  if (opts_.budget && cost > 0 && round_usd(spent_ + cost) > round_usd(*opts_.budget)) {
-    std::string msg = "job \"" + name + "\" costs " + format_usd(cost) + "; with " + format_usd(spent_) +
-                      " already committed this run it would exceed the budget of " + format_usd(*opts_.budget);
-    throw SubmitRefused(SubmitRefused::Why::budget, {{"budget", msg}}, "budget: " + msg);
-  }
+  if (cost > 0)
+    if (auto msg = over_budget(name, cost)) throw SubmitRefused(SubmitRefused::Why::budget, {{"budget", *msg}}, "budget: " + *msg);
 
   auto job = std::make_unique<Job>();
   job->id = jobs_.size() + 1;
@@ -324,12 +328,10 @@ bool Runner::claim(Job& job) {
   switch (c.action) {
     case Claim::Submit:
       if (job.charged == 0) {  // predicted free (e.g. a row that changed under us): charge now
-        if (opts_.budget && round_usd(spent_ + job.cost.usd) > round_usd(*opts_.budget)) {
+        if (auto msg = over_budget(job.name, job.cost.usd)) {
           try { opts_.store->mark_failed(job.key, "refused by the budget before sending"); } catch (const std::exception&) {}
           job.phase = Phase::failed;
-          job.fail(JobError{ErrorKind::budget, "job \"" + job.name + "\" costs " + format_usd(job.cost.usd) + "; with " + format_usd(spent_) +
-                                             " already committed this run it would exceed the budget of " + format_usd(*opts_.budget),
-                               {}, "", ""});
+          job.fail(JobError{ErrorKind::budget, *msg, {}, "", ""});
           finish_here(job);
           return false;
         }

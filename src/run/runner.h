@@ -22,7 +22,7 @@
 
 namespace kr::run {
 
-// A request the runner will not accept; nothing was sent. `kind`: "invalid", "budget", "name".
+// A request the runner will not accept; nothing was sent.
 struct SubmitRefused : std::runtime_error {
   enum class Why { stopped, invalid, name, budget };
   SubmitRefused(Why why, std::vector<Issue> issues, std::string summary)
@@ -100,6 +100,7 @@ class Runner {
   // Asks the store what to do with a job about to start; false when it needs no backend
   // (reused, unknown, refused) or must wait for another process.
   bool claim(Job& job);
+  std::optional<std::string> over_budget(const std::string& name, double cost) const;
   void finish_here(Job& job);  // a job finished without the backend
   void record(Job& job, JobEvent e);
   void sync_before_io();
