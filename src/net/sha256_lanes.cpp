@@ -4,8 +4,6 @@
 #include <cstring>
 #include <vector>
 
-#define OPENSSL_SUPPRESS_DEPRECATED
-#include <openssl/sha.h>
 
 #if defined(KR_SHA256_LANES)
 // Defined in sha256_lanes_avx2.cpp and sha256_lanes_avx512.cpp, which CMake builds with their
@@ -17,18 +15,6 @@ void kr_sha256_blocks_x16_avx512(std::uint32_t* const* state, const unsigned cha
 namespace kr::net {
 
 namespace {
-
-// One stream's whole blocks: OpenSSL's assembly, twice as fast as plain C++ here. The block
-// function itself is only reachable through the low-level SHA256_* calls (deprecated in
-// OpenSSL 3 in favour of EVP, which hides the chaining value that lanes need to share); its
-// context struct is public, and a context holding `h` with no buffered bytes is all it needs.
-void blocks_scalar(std::uint32_t h[8], const unsigned char* p, std::size_t blocks) {
-  SHA256_CTX c;
-  SHA256_Init(&c);
-  std::memcpy(c.h, h, sizeof c.h);
-  SHA256_Update(&c, p, blocks * 64);
-  std::memcpy(h, c.h, sizeof c.h);
-}
 
 using LaneFn = void (*)(std::uint32_t* const*, const unsigned char* const*, std::size_t);
 
@@ -68,7 +54,7 @@ Kernel kernel_for(Sha256Kernel k) {
 // One stream's pieces within a call, walked piece by piece: the head of a piece completes the
 // stream's buffered block (OpenSSL), its whole blocks go to a lane, its tail is buffered.
 struct Walk {
-  Sha256Stream* s;
+  Sha256* s;
   std::vector<const Sha256Piece*> pieces;
   std::size_t next = 0;
   const unsigned char* p = nullptr;  // the whole blocks not hashed yet
@@ -90,7 +76,7 @@ struct Walk {
         d += take;
         n -= take;
         if (s->buffered < 64) continue;  // the piece fit in the buffer
-        blocks_scalar(s->h, s->buf, 1);
+        sha256_blocks(s->h, s->buf, 1);
         s->buffered = 0;
       }
       p = d;
@@ -111,39 +97,6 @@ struct Walk {
 };
 
 }  // namespace
-
-Sha256Stream::Sha256Stream() {
-  static constexpr std::uint32_t init[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                                            0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-  std::memcpy(h, init, sizeof h);
-}
-
-void Sha256Stream::update(const void* data, std::size_t n) {
-  const Sha256Piece one{this, static_cast<const unsigned char*>(data), n};
-  sha256_update({&one, 1}, Sha256Kernel::openssl);
-}
-
-std::string Sha256Stream::hex() {
-  const std::uint64_t bits = bytes * 8;
-  buf[buffered++] = 0x80;
-  if (buffered > 56) {
-    std::memset(buf + buffered, 0, 64 - buffered);
-    blocks_scalar(h, buf, 1);
-    buffered = 0;
-  }
-  std::memset(buf + buffered, 0, 56 - buffered);
-  for (int i = 0; i < 8; ++i) buf[56 + i] = static_cast<unsigned char>(bits >> (56 - 8 * i));
-  blocks_scalar(h, buf, 1);
-  static const char* digits = "0123456789abcdef";
-  std::string out(64, '0');
-  for (int i = 0; i < 32; ++i) {
-    const unsigned byte = (h[i / 4] >> (24 - 8 * (i % 4))) & 0xff;
-    out[2 * i] = digits[byte >> 4];
-    out[2 * i + 1] = digits[byte & 15];
-  }
-  *this = Sha256Stream();
-  return out;
-}
 
 bool sha256_kernel_available(Sha256Kernel k) { return k == Sha256Kernel::best || cpu_has(k); }
 
@@ -178,7 +131,7 @@ void sha256_update(std::span<const Sha256Piece> pieces, Sha256Kernel k) {
   while (!ready.empty()) {
     if (!kern.fn || static_cast<int>(ready.size()) < kern.min_streams) {
       Walk& w = *ready.back();
-      blocks_scalar(w.s->h, w.p, w.blocks);
+      sha256_blocks(w.s->h, w.p, w.blocks);
       w.end_piece();
       if (!w.advance()) ready.pop_back();
       continue;

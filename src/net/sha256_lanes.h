@@ -6,7 +6,7 @@
 // MB/s on this project's CPUs (no SHA extensions): 4-5 ms per MiB, the largest part of the
 // client's CPU in a burst (bench/README.md). The rounds of SHA-256 cannot be parallelized
 // within one stream, but independent streams can share vector instructions: 16 files cost
-// about what 2-3 cost one at a time. No Debian library offers this incrementally (OpenSSL's
+// about what 4 cost one at a time. No Debian library offers this incrementally (OpenSSL's
 // multi-block code is internal to its TLS ciphers; intel-ipsec-mb hashes whole messages only).
 // The result is plain SHA-256, checked against OpenSSL in tests/unit/net/test_sha256_lanes.cpp.
 #include <cstddef>
@@ -14,23 +14,14 @@
 #include <span>
 #include <string>
 
-namespace kr::net {
+#include "net/sha256.h"
 
-// One stream's running hash. Plain data: a file's sink owns one.
-struct Sha256Stream {
-  std::uint32_t h[8];
-  std::uint64_t bytes = 0;       // total so far
-  unsigned char buf[64];         // the bytes of an incomplete block
-  std::size_t buffered = 0;
-  Sha256Stream();
-  void update(const void* data, std::size_t n);  // this stream alone (OpenSSL's block function)
-  std::string hex();                             // finishes; the stream then starts over
-};
+namespace kr::net {
 
 // A stretch of bytes for a stream. Several pieces may name the same stream: they are hashed in
 // the order given.
 struct Sha256Piece {
-  Sha256Stream* stream;
+  Sha256* stream;
   const unsigned char* data;
   std::size_t size;
 };

@@ -1,13 +1,14 @@
 // sha256_lanes must be plain SHA-256 whatever the kernel, the number of streams, and how
-// their bytes are cut into pieces: every case is checked against OpenSSL (net/sha256).
+// their bytes are cut into pieces: every case is checked against OpenSSL's EVP API
+// (tests/support/sha256.h), independent of klingrun's own code.
 #include <catch2/catch.hpp>
 
 #include <random>
 #include <string>
 #include <vector>
 
-#include "net/sha256.h"
 #include "net/sha256_lanes.h"
+#include "sha256.h"
 
 using namespace kr::net;
 
@@ -24,7 +25,7 @@ std::vector<Sha256Kernel> kernels_here() {
 // The digest of `s`, hashed as 16 streams at once (so the SIMD kernels run: below 3 streams
 // sha256_update hashes one at a time); every stream must agree.
 std::string digest(const std::string& s, Sha256Kernel k) {
-  std::vector<Sha256Stream> st(16);
+  std::vector<Sha256> st(16);
   std::vector<Sha256Piece> pieces;
   for (auto& one : st) pieces.push_back({&one, reinterpret_cast<const unsigned char*>(s.data()), s.size()});
   sha256_update(pieces, k);
@@ -62,7 +63,7 @@ TEST_CASE("sha256 lanes: many streams cut into pieces in any order match OpenSSL
       // queue them in a random interleaving that keeps each stream's own order, and hash the
       // queue in three calls: a stream's state carries over from one call to the next.
       std::vector<std::vector<Sha256Piece>> cut(streams);
-      std::vector<Sha256Stream> st(streams);
+      std::vector<Sha256> st(streams);
       for (int i = 0; i < streams; ++i) {
         const auto* p = reinterpret_cast<const unsigned char*>(data[i].data());
         for (std::size_t at = 0; at < data[i].size() || cut[i].empty();) {
@@ -87,7 +88,7 @@ TEST_CASE("sha256 lanes: many streams cut into pieces in any order match OpenSSL
       sha256_update(all.subspan(0, a), k);
       sha256_update(all.subspan(a, b - a), k);
       sha256_update(all.subspan(b), k);
-      for (int i = 0; i < streams; ++i) CHECK(st[i].hex() == sha256_hex(data[i]));
+      for (int i = 0; i < streams; ++i) CHECK(st[i].hex() == krt::sha256_hex(data[i]));
     }
   }
 }
