@@ -34,7 +34,7 @@ struct FileSink::File {
 
 FileSink::FileSink(Loop& loop, unsigned threads, std::size_t max_queued)
     : loop_(loop), max_queued_(max_queued) {
-  if (threads == 0) threads = sha256_kernel_available(Sha256Kernel::avx2) ? 1 : 2;
+  if (threads == 0) threads = sha256_lanes_from() == SIZE_MAX ? 2 : 1;  // see file_sink.h
   for (unsigned i = 0; i < threads; ++i) {
     Worker& w = workers_.emplace_back();
     w.thread = std::thread([this, &w] { run(w); });
