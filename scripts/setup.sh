@@ -15,7 +15,7 @@ packages=(
   libcurl4-openssl-dev libssl-dev
   libsqlite3-dev
   libmimalloc-dev
-  catch2
+  catch2 openssl
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -65,6 +66,9 @@ class Loop {
   // Requests handed to start() since the last round leave only after fn returns: a caller can
   // batch what must be on disk before they leave (one fsync for a burst of submits).
   void set_before_io(std::function<void()> fn) { before_io_ = std::move(fn); }
+  // CA certificates (a PEM file) that transfers started from now on trust instead of the
+  // system's store (CURLOPT_CAINFO). Empty: the system's.
+  void set_ca_bundle(std::string path) { ca_bundle_ = std::move(path); }
 
   bool busy() const { return !transfers_.empty() || !timers_.empty() || remote_expected_ > 0; }
   std::size_t transfer_count() const { return transfers_.size(); }
@@ -98,6 +102,7 @@ class Loop {
   TimerId next_timer_ = 1;
   std::uint64_t connections_opened_ = 0;
   std::function<void()> before_io_;
+  std::string ca_bundle_;
   std::size_t remote_expected_ = 0;
   std::mutex remote_mu_;
   std::vector<std::function<void()>> remote_;  // posted by other threads, guarded by remote_mu_

@@ -28,6 +28,8 @@ FalConfig FalConfig::from_env() {
   }
   if (auto q = env("FAL_QUEUE_URL"); !q.empty()) c.queue_url = q;
   if (auto r = env("FAL_REST_URL"); !r.empty()) c.rest_url = r;
+  if (auto ca = env("CURL_CA_BUNDLE"); !ca.empty()) c.ca_bundle = ca;
+  else if (auto file = env("SSL_CERT_FILE"); !file.empty()) c.ca_bundle = file;
   return c;
 }
 

@@ -12,9 +12,13 @@ struct FalConfig {
   std::string rest_url = "https://rest.fal.ai";
   std::string key;  // "<key_id>:<key_secret>"; empty = send no Authorization
   std::string user_agent = default_user_agent();  // "klingrun/<version>"
+  // CA certificates (PEM) to trust instead of the system's, for every host: fal, its CDN and
+  // storage. Empty = the system's store. For TLS-intercepting proxies and for tests.
+  std::string ca_bundle;
 
   // FAL_KEY, else FAL_KEY_ID + ":" + FAL_KEY_SECRET; FAL_QUEUE_URL, FAL_REST_URL override the
-  // defaults when set and non-empty.
+  // defaults when set and non-empty. ca_bundle from CURL_CA_BUNDLE, else SSL_CERT_FILE (the
+  // names curl's own tool and OpenSSL read).
   static FalConfig from_env();
 };
 

@@ -1,5 +1,7 @@
 #include "net/fal_queue.h"
 
+#include <curl/curl.h>
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -63,6 +65,8 @@ FalError network_error(const HttpResponse& r, std::string what, std::string requ
   e.kind = FalError::Kind::network;
   e.request_id = std::move(request_id);
   e.message = what + ": " + (r.error.empty() ? "no answer" : r.error);
+  if (r.curl_code == CURLE_PEER_FAILED_VERIFICATION)  // most often a proxy that re-signs TLS
+    e.message += " (if a proxy re-signs TLS, set CURL_CA_BUNDLE to its CA certificate)";
   e.retryable = true;
   return e;
 }

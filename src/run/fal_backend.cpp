@@ -53,6 +53,7 @@ JobError job_error(const net::FalError& e) {
 
 FalBackend::FalBackend(net::FalConfig config, std::filesystem::path out_dir)
     : out_dir_(std::move(out_dir)), queue_(loop_, config), storage_(loop_, config), downloader_(loop_) {
+  loop_.set_ca_bundle(config.ca_bundle);
   loop_.set_before_io([this] {
     if (hooks_.before_io) hooks_.before_io();
   });
@@ -235,6 +236,7 @@ void FalBackend::cancel(Job& job) {
 std::vector<CancelReport> cancel_stored(StateStore& store, const net::FalConfig& config, const std::vector<JobRecord>& jobs) {
   std::vector<CancelReport> reports(jobs.size());
   net::Loop loop;
+  loop.set_ca_bundle(config.ca_bundle);
   net::FalQueue queue(loop, config);
   for (std::size_t i = 0; i < jobs.size(); ++i) {
     CancelReport& rep = reports[i];

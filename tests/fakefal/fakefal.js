@@ -14,6 +14,7 @@
 //   5. job lifecycle + webhooks    10. startup and shutdown
 
 const http = require('http');
+const https = require('https');
 const crypto = require('crypto');
 const fs = require('fs');
 const { URL } = require('url');
@@ -23,7 +24,8 @@ const { URL } = require('url');
 // ---------------------------------------------------------------------------------------------
 
 const USAGE = `usage: node fakefal.js [--port 0] [--port-file FILE] [--queue-ms 100] [--run-ms 300]
-                        [--key ID:SECRET] [--video-bytes 65536] [--log FILE] [--exit-with-parent]`;
+                        [--key ID:SECRET] [--video-bytes 65536] [--log FILE] [--exit-with-parent]
+                        [--tls-cert CERT.pem --tls-key KEY.pem]`;
 
 function die(msg) {
   process.stderr.write(`fakefal: ${msg}\n${USAGE}\n`);
@@ -39,7 +41,7 @@ function toNonNegInt(text, flag) {
 function parseArgs(argv) {
   const opts = {
     port: 0, portFile: null, queueMs: 100, runMs: 300, key: null,
-    videoBytes: 65536, log: null, exitWithParent: false,
+    videoBytes: 65536, log: null, exitWithParent: false, tlsCert: null, tlsKey: null,
   };
   for (let i = 0; i < argv.length; i++) {
     let flag = argv[i];
@@ -60,10 +62,13 @@ function parseArgs(argv) {
       case '--video-bytes': opts.videoBytes = toNonNegInt(value(), flag); break;
       case '--log': opts.log = value(); break;
       case '--exit-with-parent': opts.exitWithParent = true; break;
+      case '--tls-cert': opts.tlsCert = value(); break;
+      case '--tls-key': opts.tlsKey = value(); break;
       case '-h': case '--help': process.stdout.write(USAGE + '\n'); process.exit(0); break;
       default: die(`unknown argument '${argv[i]}'`);
     }
   }
+  if (!opts.tlsCert !== !opts.tlsKey) die('--tls-cert and --tls-key go together');
   return opts;
 }
 
@@ -1220,7 +1225,21 @@ async function onRequest(req, res) {
 // 10. Startup and shutdown
 // ---------------------------------------------------------------------------------------------
 
-const server = http.createServer((req, res) => {
+// HTTPS when given a certificate (real fal is HTTPS only): every URL the fake hands out then
+// starts with https:// too, so a client must verify this certificate for the CDN as well.
+function createServer(handler) {
+  if (!OPTS.tlsCert) return http.createServer(handler);
+  let key, cert;
+  try {
+    key = fs.readFileSync(OPTS.tlsKey);
+    cert = fs.readFileSync(OPTS.tlsCert);
+  } catch (e) {
+    die(`cannot read the TLS certificate or key: ${e.message}`);
+  }
+  return https.createServer({ key, cert }, handler);
+}
+
+const server = createServer((req, res) => {
   onRequest(req, res).catch((e) => {
     process.stderr.write(`fakefal: internal error on ${req.method} ${req.url}: ${e.stack}\n`);
     if (!res.headersSent && !res.destroyed) {
@@ -1261,7 +1280,7 @@ function main() {
   server.on('error', (e) => die(`cannot listen: ${e.message}`));
   server.listen(OPTS.port, '127.0.0.1', () => {
     const { port } = server.address();
-    BASE = `http://127.0.0.1:${port}`;
+    BASE = `${OPTS.tlsCert ? 'https' : 'http'}://127.0.0.1:${port}`;
     if (OPTS.portFile) {
       // Write then rename, so a test polling the file never reads a half-written port.
       fs.writeFileSync(`${OPTS.portFile}.tmp`, `${port}\n`);

@@ -32,7 +32,8 @@ struct HttpReply {
 };
 
 inline HttpReply http_call(const std::string& method, const std::string& url, const std::string& body = "",
-                           std::vector<std::string> headers = {}, long timeout_s = 30) {
+                           std::vector<std::string> headers = {}, long timeout_s = 30,
+                           const std::string& ca_file = "") {
   CURL* e = curl_easy_init();
   if (!e) throw std::runtime_error("curl_easy_init failed");
   HttpReply reply;
@@ -43,6 +44,7 @@ inline HttpReply http_call(const std::string& method, const std::string& url, co
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
   curl_easy_setopt(e, CURLOPT_TIMEOUT, timeout_s);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  if (!ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, ca_file.c_str());
   if (method == "POST") {
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body.c_str());
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
@@ -65,8 +67,11 @@ inline HttpReply http_call(const std::string& method, const std::string& url, co
 
 class FakeFal {
  public:
-  // extra_args: e.g. {"--queue-ms", "50", "--run-ms", "100", "--key", "test:secret"}.
+  // extra_args: e.g. {"--queue-ms", "50", "--run-ms", "100", "--key", "test:secret"}. With
+  // "--tls-cert" it serves HTTPS, and its own control calls trust that certificate.
   explicit FakeFal(std::vector<std::string> extra_args = {}) {
+    for (std::size_t i = 0; i + 1 < extra_args.size(); ++i)
+      if (extra_args[i] == "--tls-cert") ca_ = extra_args[i + 1];
     char tmpl[] = "/tmp/krt_fakefal_XXXXXX";
     if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
     dir_ = tmpl;
@@ -99,7 +104,7 @@ class FakeFal {
   FakeFal(const FakeFal&) = delete;
   FakeFal& operator=(const FakeFal&) = delete;
 
-  const std::string& base() const { return base_; }  // "http://127.0.0.1:PORT"
+  const std::string& base() const { return base_; }  // "http://127.0.0.1:PORT" (https with --tls-cert)
   int port() const { return port_; }
   std::string stderr_text() const {
     std::ifstream f(dir_ + "/stderr.txt");
@@ -129,12 +134,12 @@ class FakeFal {
   void reset() const { post("/_fake/reset", nlohmann::json::object()); }
 
   nlohmann::json get(const std::string& path) const {
-    HttpReply r = http_call("GET", base_ + path);
+    HttpReply r = http_call("GET", base_ + path, "", {}, 30, ca_);
     if (r.status != 200) throw std::runtime_error("GET " + path + " -> " + std::to_string(r.status) + " " + r.body);
     return r.json();
   }
   nlohmann::json post(const std::string& path, const nlohmann::json& body) const {
-    HttpReply r = http_call("POST", base_ + path, body.dump());
+    HttpReply r = http_call("POST", base_ + path, body.dump(), {}, 30, ca_);
     if (r.status != 200) throw std::runtime_error("POST " + path + " -> " + std::to_string(r.status) + " " + r.body);
     return r.json();
   }
@@ -143,6 +148,7 @@ class FakeFal {
   std::string dir_;
   std::unique_ptr<Process> proc_;
   std::string base_;
+  std::string ca_;  // the certificate it serves HTTPS with, if any
   int port_ = 0;
 };
 

@@ -1,0 +1,62 @@
+// Real fal is HTTPS only: the fake serves HTTPS with a throwaway certificate, and klingrun must
+// verify it for the queue, storage and the CDN alike, trusting only what it is told to.
+#include "e2e_common.h"
+#include "tls.h"
+
+using namespace e2e;
+
+namespace {
+
+const char* kOneJob =
+    "local kling = require 'kling'\n"
+    "local r = kling.generate{ name = 'secure', endpoint = 'v3/pro/t2v', duration = 5,\n"
+    "  prompt = 'A lighthouse at dusk.' }\n"
+    "print('url ' .. r.video.url)\n";
+
+struct TlsFixture {
+  krt::TempDir certs{"krt_tls"};
+  krt::TlsCert tls = krt::make_tls_cert(certs.path());
+  Fixture fx{fast_fake({"--tls-cert", tls.cert, "--tls-key", tls.key})};
+};
+
+}  // namespace
+
+TEST_CASE("over HTTPS a job runs end to end once klingrun trusts the certificate", "[e2e][tls]") {
+  TlsFixture t;
+  REQUIRE(t.fx.fake.base().rfind("https://", 0) == 0);
+  krt::Env env;
+  SECTION("CURL_CA_BUNDLE") { env = {{"CURL_CA_BUNDLE", t.tls.cert}, {"SSL_CERT_FILE", std::nullopt}}; }
+  SECTION("SSL_CERT_FILE") { env = {{"CURL_CA_BUNDLE", std::nullopt}, {"SSL_CERT_FILE", t.tls.cert}}; }
+  auto r = t.fx.script("secure.lua", kOneJob, {}, env);
+  INFO(r.describe());
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("url " + t.fx.fake.base() + "/cdn/") != std::string::npos);  // the CDN is HTTPS too
+  json jobs = t.fx.fake.jobs();
+  REQUIRE(jobs.size() == 1);
+  const std::string video = krt::read_file(t.fx.out("secure") / "secure.mp4");
+  CHECK(video == fake_video(jobs[0]["request_id"], jobs[0]["video_bytes"]));
+  CHECK(t.fx.fake.stats()["downloads"] == 1);
+}
+
+TEST_CASE("over HTTPS an untrusted certificate fails the job before anything is sent", "[e2e][tls]") {
+  TlsFixture t;
+  auto r = t.fx.script("secure.lua", kOneJob, {}, {{"CURL_CA_BUNDLE", std::nullopt}, {"SSL_CERT_FILE", std::nullopt}});
+  INFO(r.describe());
+  CHECK(r.exit_code == 3);
+  CHECK(r.err.find("certificate") != std::string::npos);
+  CHECK(r.err.find("CURL_CA_BUNDLE") != std::string::npos);  // and what to do about it
+  json stats = t.fx.fake.stats();
+  CHECK(stats["requests_total"] == 0);  // the TLS handshake failed: no request was ever read
+  CHECK(stats["jobs_created"] == 0);
+}
+
+TEST_CASE("a CA bundle that cannot be read stops the run at the start, naming the file", "[e2e][tls]") {
+  TlsFixture t;
+  const std::string missing = (t.certs.path() / "nope.pem").string();
+  auto r = t.fx.script("secure.lua", kOneJob, {}, {{"CURL_CA_BUNDLE", missing}});
+  INFO(r.describe());
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find(missing) != std::string::npos);
+  CHECK(r.err.find("CURL_CA_BUNDLE") != std::string::npos);
+  CHECK(t.fx.fake.stats()["requests_total"] == 0);
+}
