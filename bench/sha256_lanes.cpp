@@ -53,7 +53,8 @@ int main(int argc, char** argv) {
   std::printf("%d videos of %zu MiB in %zu KiB pieces, best of 5 rounds\n", videos, size >> 20, piece >> 10);
   std::printf("%-28s %8.1f ms %8.0f MB/s   1.00x\n", "openssl EVP, one at a time", base * 1e3, mib * 1.048576 / base);
 
-  for (auto k : {Sha256Kernel::openssl, Sha256Kernel::avx2, Sha256Kernel::avx512}) {
+  for (auto k : {Sha256Kernel::openssl, Sha256Kernel::avx2, Sha256Kernel::avx512vl, Sha256Kernel::avx512,
+                 Sha256Kernel::best}) {
     if (!sha256_kernel_available(k)) {
       std::printf("%-28s (not on this CPU)\n", sha256_kernel_name(k));
       continue;

@@ -6,9 +6,10 @@
 
 
 #if defined(KR_SHA256_LANES)
-// Defined in sha256_lanes_avx2.cpp and sha256_lanes_avx512.cpp, which CMake builds with their
+// Defined in sha256_lanes_avx2.cpp, _avx512vl.cpp and _avx512.cpp, which CMake builds with their
 // -m flags on x86-64 (and then defines KR_SHA256_LANES); elsewhere only OpenSSL is used.
 void kr_sha256_blocks_x8_avx2(std::uint32_t* const* state, const unsigned char* const* data, std::size_t blocks);
+void kr_sha256_blocks_x8_avx512vl(std::uint32_t* const* state, const unsigned char* const* data, std::size_t blocks);
 void kr_sha256_blocks_x16_avx512(std::uint32_t* const* state, const unsigned char* const* data, std::size_t blocks);
 #endif
 
@@ -18,37 +19,58 @@ namespace {
 
 using LaneFn = void (*)(std::uint32_t* const*, const unsigned char* const*, std::size_t);
 
+// One SIMD kernel and the fewest streams worth giving it. What a step over all its lanes costs,
+// in blocks of one stream through OpenSSL (bench/sha256_lanes, AVX-512 Xeon): avx2 x8 3.4-3.9,
+// avx512vl x8 2.5, avx512 x16 3.6-3.7. Below about that many streams, one at a time is cheaper;
+// and one at a time finishes the first file sooner, so each set starts a little above it
+// (at 4 streams the 8 narrow lanes cost 0.6 of one at a time, and the four files are done at
+// the mean time one at a time would have them).
+struct LaneSet {
+  LaneFn fn = nullptr;  // null: none
+  int lanes = 1;
+  int min_streams = 0;
+};
+
 struct Kernel {
   Sha256Kernel kind;
-  LaneFn fn;        // null: OpenSSL, one stream at a time
-  int lanes;
-  // Below this many streams, one at a time: a lane set costs about what 4 files cost OpenSSL
-  // (bench/sha256_lanes: 0.8-0.9x at 3 streams, 1.3x at 4, 1.5-1.6x at 5), and one at a time
-  // also has the first file done sooner.
-  int min_streams;
+  LaneSet wide;    // tried first
+  LaneSet narrow;  // when fewer streams are ready than `wide` wants
+  // The set for `ready` streams; null: one at a time with OpenSSL.
+  const LaneSet* pick(std::size_t ready) const {
+    if (wide.fn && ready >= static_cast<std::size_t>(wide.min_streams)) return &wide;
+    if (narrow.fn && ready >= static_cast<std::size_t>(narrow.min_streams)) return &narrow;
+    return nullptr;
+  }
 };
 
 bool cpu_has(Sha256Kernel k) {
 #if defined(KR_SHA256_LANES)
   if (k == Sha256Kernel::avx2) return __builtin_cpu_supports("avx2");
+  if (k == Sha256Kernel::avx512vl) return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
   if (k == Sha256Kernel::avx512) return __builtin_cpu_supports("avx512f");
 #endif
   return k == Sha256Kernel::openssl;
 }
 
 Kernel kernel_for(Sha256Kernel k) {
-  if (k == Sha256Kernel::best) {
-    static const Sha256Kernel best = cpu_has(Sha256Kernel::avx512) ? Sha256Kernel::avx512
-                                     : cpu_has(Sha256Kernel::avx2) ? Sha256Kernel::avx2
-                                                                   : Sha256Kernel::openssl;
-    k = best;
-  }
-  if (!cpu_has(k)) k = Sha256Kernel::openssl;
 #if defined(KR_SHA256_LANES)
-  if (k == Sha256Kernel::avx512) return {k, kr_sha256_blocks_x16_avx512, 16, 5};
-  if (k == Sha256Kernel::avx2) return {k, kr_sha256_blocks_x8_avx2, 8, 5};
+  const LaneSet x16{kr_sha256_blocks_x16_avx512, 16, 5};
+  const LaneSet x8vl{kr_sha256_blocks_x8_avx512vl, 8, 4};
+  const LaneSet x8{kr_sha256_blocks_x8_avx2, 8, 5};
+  if (k == Sha256Kernel::best) {
+    // 16 lanes when at least 9 streams fill them (one x8 step plus one stream alone costs as
+    // much), the 8 narrow ones below that.
+    if (cpu_has(Sha256Kernel::avx512vl)) return {k, {x16.fn, 16, 9}, x8vl};
+    k = cpu_has(Sha256Kernel::avx512) ? Sha256Kernel::avx512 : Sha256Kernel::avx2;
+  }
+  if (cpu_has(k)) {
+    if (k == Sha256Kernel::avx512) return {k, x16, {}};
+    if (k == Sha256Kernel::avx512vl) return {k, x8vl, {}};
+    if (k == Sha256Kernel::avx2) return {k, x8, {}};
+  }
 #endif
-  return {Sha256Kernel::openssl, nullptr, 1, 2};
+  (void)k;
+  return {Sha256Kernel::openssl, {}, {}};
 }
 
 // One stream's pieces within a call, walked piece by piece: the head of a piece completes the
@@ -102,12 +124,18 @@ bool sha256_kernel_available(Sha256Kernel k) { return k == Sha256Kernel::best ||
 
 std::size_t sha256_lanes_from(Sha256Kernel k) {
   const Kernel kern = kernel_for(k);
-  return kern.fn ? static_cast<std::size_t>(kern.min_streams) : SIZE_MAX;
+  if (kern.narrow.fn) return static_cast<std::size_t>(kern.narrow.min_streams);
+  return kern.wide.fn ? static_cast<std::size_t>(kern.wide.min_streams) : SIZE_MAX;
 }
 
 const char* sha256_kernel_name(Sha256Kernel k) {
-  switch (kernel_for(k).kind) {
+  if (k == Sha256Kernel::best) {
+    k = kernel_for(k).kind;
+    if (k == Sha256Kernel::best) return "avx512 x16 + avx512vl x8";
+  }
+  switch (k) {
     case Sha256Kernel::avx512: return "avx512 x16";
+    case Sha256Kernel::avx512vl: return "avx512vl x8";
     case Sha256Kernel::avx2: return "avx2 x8";
     default: return "openssl x1";
   }
@@ -129,21 +157,22 @@ void sha256_update(std::span<const Sha256Piece> pieces, Sha256Kernel k) {
   std::uint32_t* states[16];
   const unsigned char* data[16];
   while (!ready.empty()) {
-    if (!kern.fn || static_cast<int>(ready.size()) < kern.min_streams) {
+    const LaneSet* set = kern.pick(ready.size());
+    if (!set) {
       Walk& w = *ready.back();
       sha256_blocks(w.s->h, w.p, w.blocks);
       w.end_piece();
       if (!w.advance()) ready.pop_back();
       continue;
     }
-    const int used = std::min<int>(kern.lanes, static_cast<int>(ready.size()));
+    const int used = std::min<int>(set->lanes, static_cast<int>(ready.size()));
     std::size_t n = ready[0]->blocks;
     for (int l = 0; l < used; ++l) n = std::min(n, ready[l]->blocks);
-    for (int l = 0; l < kern.lanes; ++l) {
+    for (int l = 0; l < set->lanes; ++l) {
       states[l] = l < used ? ready[l]->s->h : spare[l];
       data[l] = l < used ? ready[l]->p : ready[0]->p;  // a spare lane rehashes lane 0's bytes
     }
-    kern.fn(states, data, n);
+    set->fn(states, data, n);
     for (int l = 0; l < used; ++l) {
       Walk& w = *ready[l];
       w.p += n * 64;

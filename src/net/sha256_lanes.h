@@ -1,12 +1,13 @@
 #pragma once
-// SHA-256 of many files at once, side by side in SIMD lanes (16 with AVX-512, 8 with AVX2).
+// SHA-256 of many files at once, side by side in SIMD lanes (16 with AVX-512, 8 in 256-bit
+// registers with AVX-512VL or AVX2).
 //
 // Why: a wave of finished jobs brings dozens of videos in the same few hundred ms, and each
 // must be hashed for the state store (issue 4). One stream at a time, OpenSSL does 200-250
 // MB/s on this project's CPUs (no SHA extensions): 4-5 ms per MiB, the largest part of the
 // client's CPU in a burst (bench/README.md). The rounds of SHA-256 cannot be parallelized
 // within one stream, but independent streams can share vector instructions: 16 files cost
-// about what 4 cost one at a time. No Debian library offers this incrementally (OpenSSL's
+// about what 4 cost one at a time, 8 about what 2.5 cost. No Debian library offers this incrementally (OpenSSL's
 // multi-block code is internal to its TLS ciphers; intel-ipsec-mb hashes whole messages only).
 // The result is plain SHA-256, checked against OpenSSL in tests/unit/net/test_sha256_lanes.cpp.
 #include <cstddef>
@@ -26,9 +27,11 @@ struct Sha256Piece {
   std::size_t size;
 };
 
-enum class Sha256Kernel { best, openssl, avx2, avx512 };
+// `best`: what this CPU does best; with AVX-512VL that is 16 lanes for 9 streams or more and
+// 8 narrower ones for 4-8 (bench/sha256_lanes prints what each costs).
+enum class Sha256Kernel { best, openssl, avx2, avx512vl, avx512 };
 bool sha256_kernel_available(Sha256Kernel k);
-const char* sha256_kernel_name(Sha256Kernel k);  // "avx512 x16" …; `best` names the one chosen
+const char* sha256_kernel_name(Sha256Kernel k);  // "avx512 x16" …; for `best`, the ones chosen here
 // How many streams sha256_update needs to hash side by side (SIZE_MAX: never); with fewer it
 // hashes them one after another.
 std::size_t sha256_lanes_from(Sha256Kernel k = Sha256Kernel::best);

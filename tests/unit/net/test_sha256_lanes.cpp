@@ -15,10 +15,11 @@ using namespace kr::net;
 namespace {
 
 std::vector<Sha256Kernel> kernels_here() {
-  std::vector<Sha256Kernel> ks{Sha256Kernel::openssl};
-  for (auto k : {Sha256Kernel::avx2, Sha256Kernel::avx512})
+  // `best` mixes kernels by the number of streams (16 lanes, then 8 as streams run out).
+  std::vector<Sha256Kernel> ks{Sha256Kernel::openssl, Sha256Kernel::best};
+  for (auto k : {Sha256Kernel::avx2, Sha256Kernel::avx512vl, Sha256Kernel::avx512})
     if (sha256_kernel_available(k)) ks.push_back(k);
-    else WARN("this CPU cannot run the " << (k == Sha256Kernel::avx2 ? "avx2" : "avx512") << " kernel: not tested here");
+    else WARN("this CPU cannot run the " << sha256_kernel_name(k) << " kernel: not tested here");
   return ks;
 }
 
