@@ -1,6 +1,7 @@
 // Prints how fast downloaded videos are hashed: OpenSSL one stream at a time (the baseline,
 // what FileSink did before) against net::sha256_update with each kernel this CPU has, for a
-// burst of N videos of 1 MiB arriving in 256 KiB pieces, as FileSink hands them over.
+// burst of N videos of 1 MiB arriving in 256 KiB pieces, as FileSink hands them over; then what
+// one step over all of each kernel's lanes costs, in one-stream blocks.
 //   build/bench/sha256_lanes [videos [MiB each]]
 #include <chrono>
 #include <cstdio>
@@ -72,4 +73,21 @@ int main(int argc, char** argv) {
     std::printf("%-28s %8.1f ms %8.0f MB/s %6.2fx%s\n", sha256_kernel_name(k), t * 1e3, mib * 1.048576 / t, base / t,
                 last == check ? "" : "   WRONG DIGEST");
   }
+
+  // What one step over all of a kernel's lanes costs, in blocks of one stream through OpenSSL:
+  // from about that many streams the lanes pay (LaneSet in src/net/sha256_lanes.cpp).
+  auto hash_streams = [&](int n, Sha256Kernel k) {
+    return best_of([&] {
+      std::vector<Sha256> st(n);
+      std::vector<Sha256Piece> pieces;
+      for (int i = 0; i < n; ++i)
+        pieces.push_back({&st[i], reinterpret_cast<const unsigned char*>(data[i % videos].data()), size});
+      sha256_update(pieces, k);
+    });
+  };
+  const double one = hash_streams(1, Sha256Kernel::openssl);
+  std::printf("\nstep cost, all lanes full, in one-stream OpenSSL blocks:");
+  for (auto [k, lanes] : {std::pair{Sha256Kernel::avx2, 8}, {Sha256Kernel::avx512vl, 8}, {Sha256Kernel::avx512, 16}})
+    if (sha256_kernel_available(k)) std::printf("  %s %.2f", sha256_kernel_name(k), hash_streams(lanes, k) / one);
+  std::printf("\n");
 }
