@@ -287,6 +287,12 @@ function analyse(side, r) {
   for (let k = 0; k + opt.concurrency < createdSorted.length && k < completedSorted.length; k++)
     handover.push(createdSorted[k + opt.concurrency] - completedSorted[k]);
   const firstWave = createdSorted.slice(0, Math.min(opt.concurrency, createdSorted.length));
+  // Completion → file by wave (the first C jobs to complete, the next C, …): a wave that
+  // completes within a few tens of ms queues for its downloads; a spread-out one does not.
+  const byCompletion = per.filter((p) => Number.isFinite(p.completed)).sort((a, b) => a.completed - b.completed);
+  const latencyByWave = [];
+  for (let w = 0; w < byCompletion.length; w += opt.concurrency)
+    latencyByWave.push(median(byCompletion.slice(w, w + opt.concurrency).map((p) => p.done - p.completed)));
   const lastCompleted = completedSorted.length ? completedSorted[completedSorted.length - 1] : NaN;
 
   const time = r.time || {};
@@ -302,6 +308,7 @@ function analyse(side, r) {
     downloads_per_job: r.stats.downloads / opt.jobs,
     latency_mtime_ms: dist(per.map((p) => p.mtime - p.completed)),
     latency_done_ms: dist(per.map((p) => p.done - p.completed)),
+    latency_done_by_wave_ms: latencyByWave,
     cpu_s: cpu, cpu_user_s: time.user_s, cpu_sys_s: time.sys_s, max_rss_mib: rssKb / 1024,
     startup_ms: firstCreated - r.t_spawn,
     submit_rtt_ms: dist(per.map((p) => p.submitted - p.start)),
@@ -389,6 +396,7 @@ function table(results) {
     ['  downloads/job', (x) => f2(x.downloads_per_job)],
     [`completion → file done, ms median / p95 (target < ${TARGET.latency_ms})`, (x) => fd(x.latency_done_ms)],
     ['completion → file mtime (last write), ms median / p95', (x) => fd(x.latency_mtime_ms)],
+    ['completion → file done by wave, ms median', (x) => x.latency_done_by_wave_ms.map(f1).join(' / ')],
     ['client CPU user+sys (s)', (x) => `${f2(x.cpu_s)} (${f2(x.cpu_user_s)}+${f2(x.cpu_sys_s)})`],
     ['client peak RSS (MiB)', (x) => f1(x.max_rss_mib)],
     ['— where the time goes —', () => ''],
