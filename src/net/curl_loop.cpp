@@ -123,6 +123,12 @@ Loop::Loop() {
   global_init();
   multi_ = curl_multi_init();
   if (!multi_) throw std::runtime_error("curl_multi_init failed");
+  // A multi handle shares connections and DNS, but each easy handle keeps its own TLS session
+  // cache, and every transfer here is a new easy handle: without this, each new connection
+  // (every submit opens one, see HttpRequest::fresh_connect) is a full handshake with the
+  // certificate chain checked. One thread uses the Loop, so the share needs no locks.
+  share_ = curl_share_init();
+  if (share_) curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
   // Keep enough idle connections for many concurrent jobs to reuse them.
   curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, 64L);
 }
@@ -134,6 +140,7 @@ Loop::~Loop() {
   }
   transfers_.clear();
   curl_multi_cleanup(multi_);
+  if (share_) curl_share_cleanup(share_);  // after every easy handle that used it
 }
 
 Loop::TransferId Loop::start(HttpRequest req, DoneFn done) {
@@ -153,6 +160,7 @@ Loop::TransferId Loop::start(HttpRequest req, DoneFn done) {
   curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  if (share_) curl_easy_setopt(e, CURLOPT_SHARE, share_);
   if (!ca_bundle_.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, ca_bundle_.c_str());
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r.connect_timeout_ms);
   if (r.timeout_ms > 0) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r.timeout_ms);

@@ -87,6 +87,7 @@ class Loop {
   int run_remote();
 
   void* multi_ = nullptr;  // CURLM*
+  void* share_ = nullptr;  // CURLSH*: TLS sessions, so that a new connection can resume one
   std::unordered_map<TransferId, std::unique_ptr<Transfer>> transfers_;
   std::vector<TransferId> finished_;  // collected inside perform, dispatched after it
   std::vector<TransferId> pending_add_;

@@ -114,6 +114,7 @@ function newStats() {
     cancels: 0, auth_missing: 0, auth_failed: 0, faults_fired: 0,
     webhooks_sent: 0, webhooks_failed: 0,
     open_requests: 0, max_open_requests: 0, max_jobs_in_progress: 0,
+    tls_handshakes: 0, tls_resumed: 0,
   };
 }
 
@@ -1249,6 +1250,10 @@ const server = createServer((req, res) => {
   });
 });
 server.keepAliveTimeout = 30000;
+server.on('secureConnection', (socket) => {  // HTTPS only: how many handshakes a client cost us
+  state.stats.tls_handshakes++;
+  if (socket.isSessionReused()) state.stats.tls_resumed++;
+});
 server.on('connection', (socket) => {
   state.sockets.add(socket);
   socket.on('close', () => state.sockets.delete(socket));
