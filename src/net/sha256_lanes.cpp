@@ -21,10 +21,10 @@ using LaneFn = void (*)(std::uint32_t* const*, const unsigned char* const*, std:
 
 // One SIMD kernel and the fewest streams worth giving it. What a step over all its lanes costs,
 // in blocks of one stream through OpenSSL (build/bench/sha256_lanes prints it; on this
-// project's AVX-512 Xeon): avx2 x8 3.4-3.9, avx512vl x8 2.5, avx512 x16 3.6-3.7. Below about that many streams, one at a time is cheaper;
-// and one at a time finishes the first file sooner, so each set starts a little above it
-// (at 4 streams the 8 narrow lanes cost 0.6 of one at a time, and the four files are done at
-// the mean time one at a time would have them).
+// project's AVX-512 Xeon): avx2 x8 3.3-3.9, avx512vl x8 2.3-2.5, avx512 x16 3.4-3.7. Below
+// about that many streams, one at a time is cheaper; and one at a time finishes the first file
+// sooner, so each set starts a little above it (at 4 streams the 8 narrow lanes cost 0.6 of
+// one at a time, and the four files are done at the mean time one at a time would have them).
 struct LaneSet {
   LaneFn fn = nullptr;  // null: none
   int lanes = 1;
