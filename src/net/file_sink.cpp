@@ -108,9 +108,9 @@ void FileSink::push(const FileRef& f, Task t) {
 // hashes them and completes the batch's finishes. While it keeps up, a batch is a piece or two
 // and each file is hashed alone, as before. When it falls behind (a burst of videos, with the
 // hash as the bottleneck), a batch holds many files, and sha256_update hashes them side by
-// side in SIMD lanes, 16 for about the price of 4 (8 for 2.5): the backlog drains instead of growing. With
-// too few files for the lanes, they are hashed one by one in the order their finishes came,
-// and each is reported as soon as its own hash is done.
+// side in SIMD lanes, 16 for about the price of 4 (8 for 2.5): the backlog drains instead of
+// growing. With too few files for the lanes, they are hashed one by one in the order their
+// finishes came, and each is reported as soon as its own hash is done.
 void FileSink::run(Worker& w) {
   std::deque<Task> batch;
   std::vector<std::pair<FileRef, std::string>> unhashed;
