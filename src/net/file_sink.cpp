@@ -128,9 +128,10 @@ void FileSink::run(Worker& w) {
         if (f.get() == only) std::string().swap(bytes);
   };
   auto complete = [&] {
-    std::vector<const File*> files;
+    std::vector<const File*> files;  // the ones to hash: a discarded or failed file is not
     for (auto& [f, bytes] : unhashed)
-      if (std::find(files.begin(), files.end(), f.get()) == files.end()) files.push_back(f.get());
+      if (!f->dropped && !f->failed && std::find(files.begin(), files.end(), f.get()) == files.end())
+        files.push_back(f.get());
     if (files.size() < lanes_from) {
       for (Task& t : finishing) {
         hash(t.file.get());

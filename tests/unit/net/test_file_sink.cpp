@@ -32,7 +32,8 @@ std::string read_all(const std::filesystem::path& p) {
 }  // namespace
 
 TEST_CASE("file sink: a burst of files lands whole, each with its own SHA-256", "[net][sink]") {
-  // 40 files: enough for the lanes; 3: hashed one by one, each finished as soon as it is.
+  // 40 files: enough for the lanes; 3, one of them discarded: the two left are hashed one by
+  // one, each finished as soon as it is.
   for (auto [threads, n] : {std::pair{1u, 40}, std::pair{2u, 40}, std::pair{1u, 3}}) {
     INFO(threads << " thread(s), " << n << " files");
     TempDir d;
