@@ -23,8 +23,10 @@ using LaneFn = void (*)(std::uint32_t* const*, const unsigned char* const*, std:
 // in blocks of one stream through OpenSSL (build/bench/sha256_lanes prints it; on this
 // project's AVX-512 Xeon): avx2 x8 3.3-3.9, avx512vl x8 2.3-2.5, avx512 x16 3.4-3.7. Below
 // about that many streams, one at a time is cheaper; and one at a time finishes the first file
-// sooner, so each set starts a little above it (at 4 streams the 8 narrow lanes cost 0.6 of
-// one at a time, and the four files are done at the mean time one at a time would have them).
+// sooner, so each set starts a little above it. The narrow 8 start at 3 streams: 0.8 of the
+// CPU of one at a time, the files done a little later on average (2.4 blocks against 2), and
+// in a burst the CPU is what every file waits for (bench/README.md, "Fourth round": in 12
+// alternating transport runs the median was lower in 9 than with 4).
 struct LaneSet {
   LaneFn fn = nullptr;  // null: none
   int lanes = 1;
@@ -55,7 +57,7 @@ bool cpu_has(Sha256Kernel k) {
 Kernel kernel_for(Sha256Kernel k) {
 #if defined(KR_SHA256_LANES)
   const LaneSet x16{kr_sha256_blocks_x16_avx512, 16, 5};
-  const LaneSet x8vl{kr_sha256_blocks_x8_avx512vl, 8, 4};
+  const LaneSet x8vl{kr_sha256_blocks_x8_avx512vl, 8, 3};
   const LaneSet x8{kr_sha256_blocks_x8_avx2, 8, 5};
   if (k == Sha256Kernel::best) {
     // 16 lanes when at least 9 streams fill them (one x8 step plus one stream alone costs as

@@ -28,7 +28,7 @@ struct Sha256Piece {
 };
 
 // `best`: what this CPU does best; with AVX-512VL that is 16 lanes for 9 streams or more and
-// 8 narrower ones for 4-8 (bench/sha256_lanes prints what each costs).
+// 8 narrower ones for 3-8 (bench/sha256_lanes prints what each costs).
 enum class Sha256Kernel { best, openssl, avx2, avx512vl, avx512 };
 bool sha256_kernel_available(Sha256Kernel k);
 const char* sha256_kernel_name(Sha256Kernel k);  // "avx512 x16" …; for `best`, the ones chosen here
