@@ -239,8 +239,13 @@ test('proxyUrl {url, when: "always"}: routed on x-fal-target-url', async () => {
 let srv;
 runTests({
   setup: async () => {
-    srv = await startFakefal(['--port', '0', '--key', KEY, '--video-bytes', String(VIDEO_BYTES), '--exit-with-parent']);
+    // KLINGRUN_CONFORMANCE_TLS: a folder with cert.pem and key.pem (run.sh's second pass, which
+    // also hands the certificate to Node as NODE_EXTRA_CA_CERTS): the fake serves HTTPS.
+    const tls = process.env.KLINGRUN_CONFORMANCE_TLS;
+    const tlsArgs = tls ? ['--tls-cert', `${tls}/cert.pem`, '--tls-key', `${tls}/key.pem`] : [];
+    srv = await startFakefal(['--port', '0', '--key', KEY, '--video-bytes', String(VIDEO_BYTES), '--exit-with-parent', ...tlsArgs]);
     BASE = srv.base;
+    assert(BASE.startsWith(tls ? 'https://' : 'http://'), `fake at ${BASE}`);
     fal = makeClient(KEY);
   },
   teardown: async () => {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the @fal-ai/client conformance test against tests/fakefal/fakefal.js.
+# Runs the @fal-ai/client conformance test against tests/fakefal/fakefal.js, over HTTP and then
+# over HTTPS.
 # Installs the pinned client with `npm ci` when node_modules is missing or does not match
 # package-lock.json (tracked by a stamp holding the lockfile's hash).
 # Exit codes: 0 pass, 1 failures or the client could not be installed (the npm registry is
@@ -20,4 +21,13 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" || ! -d node_modules/@fal-ai
   printf '%s' "$want" > "$stamp"
 fi
 
-exec node conformance.mjs "$@"
+node conformance.mjs "$@"
+
+# Again over HTTPS, as real fal is: the fake serves a throwaway certificate that Node is told to
+# trust, so the official client's own TLS stack talks to it unmodified.
+tls=$(mktemp -d)
+trap 'rm -rf "$tls"' EXIT
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$tls/key.pem" \
+  -out "$tls/cert.pem" -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+echo "conformance: again over HTTPS" >&2
+NODE_EXTRA_CA_CERTS="$tls/cert.pem" KLINGRUN_CONFORMANCE_TLS="$tls" node conformance.mjs "$@"

@@ -28,7 +28,7 @@ export function startFakefal(args) {
     let out = '';
     child.stdout.on('data', (d) => {
       out += d;
-      const m = /^fakefal listening on (http:\/\/127\.0\.0\.1:(\d+))\n/.exec(out);
+      const m = /^fakefal listening on (https?:\/\/127\.0\.0\.1:(\d+))\n/.exec(out);
       if (m) resolve({ child, base: m[1], port: Number(m[2]), firstLine: out.split('\n')[0] });
     });
     child.on('exit', (code) => reject(new Error(`fakefal exited early with ${code}; stdout: ${out}`)));
