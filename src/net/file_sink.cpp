@@ -26,7 +26,7 @@ struct FileSink::File {
   std::string part;
   std::size_t worker = 0;
   std::string pending;              // the loop thread's: bytes not handed over yet
-  Sha256 sha;                 // its worker's only
+  Sha256 sha;                       // its worker's only
   std::string error;                // set by the worker before `failed`
   std::atomic<bool> failed{false};  // a write failed: the rest is skipped
   std::atomic<bool> dropped{false}; // discarded: the rest is skipped
