@@ -39,6 +39,10 @@ int status(run::StateStore& store, const Args& args) {
 
 // Cancels the jobs on fal (run::cancel_stored records the ones fal accepted) and says what became of each.
 int cancel(run::StateStore& store, const Args& args) {
+  net::FalConfig config = net::FalConfig::from_env();
+  if (!args.queue_url.empty()) config.queue_url = args.queue_url;
+  if (!args.rest_url.empty()) config.rest_url = args.rest_url;
+  if (std::string why = config.ca_bundle_problem(); !why.empty()) throw std::invalid_argument(why);
   std::vector<run::JobRecord> targets;
   if (args.all) {
     for (auto& r : store.list())
@@ -51,9 +55,6 @@ int cancel(run::StateStore& store, const Args& args) {
       targets.push_back(*r);
     }
   }
-  net::FalConfig config = net::FalConfig::from_env();
-  if (!args.queue_url.empty()) config.queue_url = args.queue_url;
-  if (!args.rest_url.empty()) config.rest_url = args.rest_url;
   int failures = 0;
   using Outcome = run::CancelReport::Outcome;
   for (const auto& rep : run::cancel_stored(store, config, targets)) {

@@ -2,11 +2,7 @@
 // object. The CLI is one of its users.
 #include "klingrun/klingrun.h"
 
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <stdexcept>
 
@@ -37,9 +33,8 @@ struct Session::Impl {
     if (backend != "offline" && backend != "fal") throw std::invalid_argument("backend \"" + backend + "\" is not offline or fal");
     if (backend == "fal" && config.key.empty())
       throw std::invalid_argument("the fal backend needs FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET) in the environment");
-    if (backend == "fal" && !config.ca_bundle.empty() && ::access(config.ca_bundle.c_str(), R_OK) != 0)
-      throw std::invalid_argument("the CA bundle \"" + config.ca_bundle + "\" (CURL_CA_BUNDLE or SSL_CERT_FILE) cannot be read: " +
-                                  std::strerror(errno));
+    if (backend == "fal")
+      if (std::string why = config.ca_bundle_problem(); !why.empty()) throw std::invalid_argument(why);
 
     kr::run::RunnerOptions ro;
     ro.out_dir = out_dir;

@@ -1,6 +1,10 @@
 #include "net/fal_config.h"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 #ifndef KLINGRUN_VERSION
 #define KLINGRUN_VERSION "dev"
@@ -31,6 +35,11 @@ FalConfig FalConfig::from_env() {
   if (auto ca = env("CURL_CA_BUNDLE"); !ca.empty()) c.ca_bundle = ca;
   else if (auto file = env("SSL_CERT_FILE"); !file.empty()) c.ca_bundle = file;
   return c;
+}
+
+std::string FalConfig::ca_bundle_problem() const {
+  if (ca_bundle.empty() || ::access(ca_bundle.c_str(), R_OK) == 0) return {};
+  return "the CA bundle \"" + ca_bundle + "\" (CURL_CA_BUNDLE or SSL_CERT_FILE) cannot be read: " + std::strerror(errno);
 }
 
 }  // namespace kr::net

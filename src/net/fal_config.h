@@ -20,6 +20,9 @@ struct FalConfig {
   // defaults when set and non-empty. ca_bundle from CURL_CA_BUNDLE, else SSL_CERT_FILE (the
   // names curl's own tool and OpenSSL read).
   static FalConfig from_env();
+  // Empty when ca_bundle is unset or readable; else why it cannot be used, naming the file.
+  // Checked before anything is sent, so that a typo does not fail every request one by one.
+  std::string ca_bundle_problem() const;
 };
 
 }  // namespace kr::net

@@ -139,6 +139,16 @@ TEST_CASE("money store cli: cancel NAME cancels that job on fal - status shows i
   CHECK(bad.exit_code != 0);
   CHECK(bad.err.find("nosuchjob") != std::string::npos);
   CHECK(fx.fake.stats()["requests"]["cancel"] == stats["requests"]["cancel"]);
+
+  // A CA bundle that cannot be read is a usage error, named, before any cancel is sent.
+  krt::Env env = fx.fake.env();
+  env["CURL_CA_BUNDLE"] = (fx.dir / "missing-ca.pem").string();
+  auto noca = krt::run_klingrun(fx.dir.path(), {"cancel", "west"}, env, 60);
+  INFO(noca.describe());
+  CHECK(noca.exit_code == 2);
+  CHECK(noca.err.find("missing-ca.pem") != std::string::npos);
+  CHECK(fx.fake.stats()["requests"]["cancel"] == stats["requests"]["cancel"]);
+  CHECK(row_named(status_json(fx), "west")["state"] == "submitted");
 }
 
 TEST_CASE("money store cli: cancel --all cancels every job still on fal", "[e2e][money][store]") {
