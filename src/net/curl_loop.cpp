@@ -160,6 +160,12 @@ Loop::TransferId Loop::start(HttpRequest req, DoneFn done) {
   curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  // HTTP/1.1 even where the server offers HTTP/2 (fal's hosts do; curl would take it): the
+  // protocol fal's official JS client speaks (Node's fetch), and the one every fault test runs
+  // on (dropped connections, stalls, truncated bodies, the ambiguous submit). HTTP/2 would
+  // multiplex SSE streams onto one connection, where one dead connection is many failures at
+  // once; with two jobs in flight by default, the connections it saves do not pay for that.
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
   if (share_) curl_easy_setopt(e, CURLOPT_SHARE, share_);
   if (!ca_bundle_.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, ca_bundle_.c_str());
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r.connect_timeout_ms);

@@ -242,7 +242,8 @@ runTests({
     // KLINGRUN_CONFORMANCE_TLS: a folder with cert.pem and key.pem (run.sh's second pass, which
     // also hands the certificate to Node as NODE_EXTRA_CA_CERTS): the fake serves HTTPS.
     const tls = process.env.KLINGRUN_CONFORMANCE_TLS;
-    const tlsArgs = tls ? ['--tls-cert', `${tls}/cert.pem`, '--tls-key', `${tls}/key.pem`] : [];
+    // --http2: the fake offers HTTP/2 in the handshake, as fal's hosts do; the client picks.
+    const tlsArgs = tls ? ['--tls-cert', `${tls}/cert.pem`, '--tls-key', `${tls}/key.pem`, '--http2'] : [];
     srv = await startFakefal(['--port', '0', '--key', KEY, '--video-bytes', String(VIDEO_BYTES), '--exit-with-parent', ...tlsArgs]);
     BASE = srv.base;
     assert(BASE.startsWith(tls ? 'https://' : 'http://'), `fake at ${BASE}`);
@@ -251,6 +252,7 @@ runTests({
   teardown: async () => {
     const s = await stats();
     srv.child.kill('SIGTERM');
+    process.stderr.write(`conformance: requests by HTTP version: ${JSON.stringify(s.http_versions)}\n`);
     return s.auth_missing === 0 ? [] : [`the client sent ${s.auth_missing} API calls without Authorization`];
   },
   detail: (e) => (VERBOSE && e.body ? `body: ${JSON.stringify(e.body)}` : ''),

@@ -14,6 +14,7 @@
 //   5. job lifecycle + webhooks    10. startup and shutdown
 
 const http = require('http');
+const http2 = require('http2');
 const https = require('https');
 const crypto = require('crypto');
 const fs = require('fs');
@@ -25,7 +26,7 @@ const { URL } = require('url');
 
 const USAGE = `usage: node fakefal.js [--port 0] [--port-file FILE] [--queue-ms 100] [--run-ms 300]
                         [--key ID:SECRET] [--video-bytes 65536] [--log FILE] [--exit-with-parent]
-                        [--tls-cert CERT.pem --tls-key KEY.pem]`;
+                        [--tls-cert CERT.pem --tls-key KEY.pem [--http2]]`;
 
 function die(msg) {
   process.stderr.write(`fakefal: ${msg}\n${USAGE}\n`);
@@ -41,7 +42,7 @@ function toNonNegInt(text, flag) {
 function parseArgs(argv) {
   const opts = {
     port: 0, portFile: null, queueMs: 100, runMs: 300, key: null,
-    videoBytes: 65536, log: null, exitWithParent: false, tlsCert: null, tlsKey: null,
+    videoBytes: 65536, log: null, exitWithParent: false, tlsCert: null, tlsKey: null, http2: false,
   };
   for (let i = 0; i < argv.length; i++) {
     let flag = argv[i];
@@ -64,11 +65,13 @@ function parseArgs(argv) {
       case '--exit-with-parent': opts.exitWithParent = true; break;
       case '--tls-cert': opts.tlsCert = value(); break;
       case '--tls-key': opts.tlsKey = value(); break;
+      case '--http2': opts.http2 = true; break;
       case '-h': case '--help': process.stdout.write(USAGE + '\n'); process.exit(0); break;
       default: die(`unknown argument '${argv[i]}'`);
     }
   }
   if (!opts.tlsCert !== !opts.tlsKey) die('--tls-cert and --tls-key go together');
+  if (opts.http2 && !opts.tlsCert) die('--http2 needs --tls-cert and --tls-key (HTTP/2 is offered by TLS ALPN)');
   return opts;
 }
 
@@ -115,6 +118,7 @@ function newStats() {
     webhooks_sent: 0, webhooks_failed: 0,
     open_requests: 0, max_open_requests: 0, max_jobs_in_progress: 0,
     tls_handshakes: 0, tls_resumed: 0,
+    http_versions: {},  // requests by the HTTP version they came in ("1.1", "2.0")
   };
 }
 
@@ -160,9 +164,21 @@ function logLine(text) {
 const EXTRA_REASONS = { 499: 'Client Closed Request' };
 const reasonPhrase = (code) => http.STATUS_CODES[code] || EXTRA_REASONS[code] || 'Unknown';
 
+// Over HTTP/2 (--http2) one request is one stream of a shared connection: a drop resets that
+// stream (RST_STREAM, INTERNAL_ERROR, not REFUSED_STREAM, which would tell the client that
+// nothing was processed) and leaves the other requests on the connection alone.
+const isHttp2 = (req) => req.httpVersionMajor === 2;
+
 function destroySocket(ctx) {
   ctx.dropped = true;
-  ctx.req.socket.destroy();
+  if (isHttp2(ctx.req)) ctx.req.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+  else ctx.req.socket.destroy();
+}
+
+// HTTP/2 has no reason phrase (Node warns when given one) and no connection headers.
+function writeHead(ctx, code, headers) {
+  if (isHttp2(ctx.req)) ctx.res.writeHead(code, headers);
+  else ctx.res.writeHead(code, reasonPhrase(code), headers);
 }
 
 // Sends a complete response, honouring drop_after / truncate faults of this request.
@@ -172,7 +188,7 @@ function sendBuffer(ctx, code, headers, body) {
   if (!headers['x-fal-request-id'] && !ctx.noRequestId) headers['x-fal-request-id'] = ctx.falRequestId;
   headers['content-length'] = String(body.length);
   if (res.destroyed || res.headersSent) return;
-  res.writeHead(code, reasonPhrase(code), headers);
+  writeHead(ctx, code, headers);
   if (ctx.fault && ctx.fault.action === 'truncate') {
     // Full Content-Length announced, half of the body sent, then the connection dies.
     res.write(body.subarray(0, Math.floor(body.length / 2)), () => destroySocket(ctx));
@@ -688,9 +704,9 @@ function handleStream(ctx, { appId, requestId }) {
   const withLogs = parseBoolParam(ctx.url.searchParams.get('logs'));
   let lastSignature = null;
   let logsSent = 0;
-  res.writeHead(200, reasonPhrase(200), {
+  writeHead(ctx, 200, {
     'content-type': 'text/event-stream', 'cache-control': 'no-cache',
-    connection: 'keep-alive', 'x-fal-request-id': job.request_id,
+    ...(isHttp2(req) ? {} : { connection: 'keep-alive' }), 'x-fal-request-id': job.request_id,
   });
   const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), config.keepalive_ms);
   const cleanup = () => { clearInterval(keepAlive); job.listeners.delete(push); };
@@ -830,7 +846,7 @@ function serveBytes(ctx, size, contentType, writeBody, onComplete) {
     'accept-ranges': 'bytes', 'x-fal-request-id': ctx.falRequestId,
   };
   if (range) headers['content-range'] = `bytes ${start}-${end}/${size}`;
-  res.writeHead(code, reasonPhrase(code), headers);
+  writeHead(ctx, code, headers);
   if (ctx.method === 'HEAD' || length === 0) return res.end();
   const truncated = ctx.fault && ctx.fault.action === 'truncate';
   const sendEnd = truncated ? start + Math.floor(length / 2) - 1 : end;
@@ -1199,6 +1215,8 @@ async function onRequest(req, res) {
   res.on('close', () => logLine(`${req.method} ${req.url} -> ${ctx.dropped ? 'DROPPED' : res.statusCode} `
     + `${nowMs() - started}ms route=${ctx.route}${ctx.fault ? ` fault=${ctx.fault.action}` : ''}`));
   if (route.route !== 'control') {
+    const v = state.stats.http_versions;
+    v[req.httpVersion] = (v[req.httpVersion] || 0) + 1;
     state.stats.requests_total++;
     state.stats.requests[route.route]++;
     trackOpenRequest(res);
@@ -1227,7 +1245,9 @@ async function onRequest(req, res) {
 // ---------------------------------------------------------------------------------------------
 
 // HTTPS when given a certificate (real fal is HTTPS only): every URL the fake hands out then
-// starts with https:// too, so a client must verify this certificate for the CDN as well.
+// starts with https:// too, so a client must verify this certificate for the CDN as well. With
+// --http2 it also offers HTTP/2 in the TLS handshake (ALPN), as fal's hosts do, and still
+// serves HTTP/1.1 to clients that ask for it.
 function createServer(handler) {
   if (!OPTS.tlsCert) return http.createServer(handler);
   let key, cert;
@@ -1237,6 +1257,7 @@ function createServer(handler) {
   } catch (e) {
     die(`cannot read the TLS certificate or key: ${e.message}`);
   }
+  if (OPTS.http2) return http2.createSecureServer({ key, cert, allowHTTP1: true }, handler);
   return https.createServer({ key, cert }, handler);
 }
 

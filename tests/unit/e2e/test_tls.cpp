@@ -14,9 +14,14 @@ const char* kOneJob =
     "print('url ' .. r.video.url)\n";
 
 struct TlsFixture {
+  explicit TlsFixture(std::vector<std::string> extra = {}) : fx(with_tls(tls, std::move(extra))) {}
+  static std::vector<std::string> with_tls(const krt::TlsCert& t, std::vector<std::string> extra) {
+    extra.insert(extra.begin(), {"--tls-cert", t.cert, "--tls-key", t.key});
+    return fast_fake(std::move(extra));
+  }
   krt::TempDir certs{"krt_tls"};
   krt::TlsCert tls = krt::make_tls_cert(certs.path());
-  Fixture fx{fast_fake({"--tls-cert", tls.cert, "--tls-key", tls.key})};
+  Fixture fx;
 };
 
 }  // namespace
@@ -83,4 +88,25 @@ TEST_CASE("a CA bundle that cannot be read stops the run at the start, naming th
   CHECK(r.err.find(missing) != std::string::npos);
   CHECK(r.err.find("CURL_CA_BUNDLE") != std::string::npos);
   CHECK(t.fx.fake.stats()["requests_total"] == 0);
+}
+
+TEST_CASE("klingrun speaks HTTP/1.1 where the server offers HTTP/2", "[e2e][tls]") {
+  // fal's hosts offer HTTP/2 in the TLS handshake, and curl takes it unless told otherwise.
+  // klingrun stays on the HTTP/1.1 that every fault test here runs on (curl_loop.cpp says why).
+  TlsFixture t({"--http2"});
+  // The fake really offers it: libcurl's default over TLS (as in this probe) gets HTTP/2.
+  auto probe = krt::http_call("GET", t.fx.fake.base() + "/queue/fal-ai/kling-video/requests/none/status",
+                              "", {"Authorization: Key test:secret"}, 30, t.tls.cert);
+  CHECK(probe.status == 404);
+  CHECK(probe.json().contains("detail"));
+  REQUIRE(t.fx.fake.stats()["http_versions"] == json{{"2.0", 1}});
+
+  auto r = t.fx.script("secure.lua", kOneJob, {}, {{"CURL_CA_BUNDLE", t.tls.cert}});
+  INFO(r.describe());
+  REQUIRE(r.exit_code == 0);
+  json stats = t.fx.fake.stats();
+  INFO("stats: " << stats.dump());
+  CHECK(stats["http_versions"]["2.0"] == 1);  // the probe's, and no other
+  CHECK(stats["http_versions"]["1.1"] == 4);  // submit, status stream, result, download
+  CHECK(stats["downloads"] == 1);
 }
