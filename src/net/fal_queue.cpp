@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -55,6 +56,10 @@ struct FalQueue::Job {
   std::string last_reported;  // state|position of the last on_status, to skip repeats
   bool completed = false;
   json completed_status;
+  bool attached = false;          // followed from a submit made elsewhere (attach)
+  bool status_known = false;      // fal has told this client the job's state at least once
+  bool deadline_passed = false;   // attached, and out of time before its state was known
+
   ResultMeta meta;
 };
 
@@ -147,7 +152,8 @@ FalQueue::JobId FalQueue::add_job(std::unique_ptr<Job> job) {
   const JobId id = job->id = next_id_++;
   job->poll_interval_ms = opt_.poll_initial_ms;
   if (job->opt.client_timeout_s > 0) {
-    job->deadline = loop_.after(job->opt.client_timeout_s * 1000.0, [this, alive = std::weak_ptr<int>(alive_), id] {
+    const double left_ms = std::max(0.0, job->opt.client_timeout_s - job->opt.elapsed_s) * 1000.0;
+    job->deadline = loop_.after(left_ms, [this, alive = std::weak_ptr<int>(alive_), id] {
       if (!alive.expired()) on_deadline(id);
     });
   }
@@ -181,6 +187,7 @@ FalQueue::JobId FalQueue::attach(const std::string& endpoint_id, const std::stri
   job->cb = std::move(cb);
   job->opt = std::move(opt);
   job->request_id = request_id;
+  job->attached = true;
   job->meta.request_id = request_id;
   job->meta.submitted = std::chrono::system_clock::now();
   std::optional<FalError> invalid;
@@ -448,7 +455,15 @@ bool FalQueue::apply_status(JobId id, const json& st) {
     }
   }
   if (qs.state != QueueStatus::State::in_queue && !j->meta.started) j->meta.started = now;
+  j->status_known = true;
+  if (qs.state != QueueStatus::State::completed && j->deadline_passed) {
+    on_deadline(id);
+    return false;
+  }
   if (qs.state == QueueStatus::State::completed) {
+    // Paid for from here on: the result is fetched whatever the client deadline says.
+    if (j->deadline) loop_.cancel_timer(j->deadline);
+    j->deadline = 0;
     j->completed = true;
     j->completed_status = st;
     j->meta.completed = now;
@@ -569,6 +584,12 @@ void FalQueue::on_deadline(JobId id) {
   Job* j = find(id);
   if (!j) return;
   j->deadline = 0;
+  // Re-attached after its time ran out, its state not known yet: the first status decides (a
+  // job that completed meanwhile is paid for, and its result is fetched).
+  if (j->attached && !j->status_known) {
+    j->deadline_passed = true;
+    return;
+  }
   char msg[96];
   std::snprintf(msg, sizeof msg, "client timeout: no result after %g s; cancel sent", j->opt.client_timeout_s);
   FalError e{FalError::Kind::timeout, 0, j->request_id, msg, {}, "client_timeout", true};

@@ -69,7 +69,8 @@ struct JobCallbacks {
 };
 
 struct JobOptions {
-  double client_timeout_s = 0;   // 0 = none; on expiry: cancel on fal, report `timeout`
+  double client_timeout_s = 0;   // 0 = none; on expiry before COMPLETED: cancel on fal, report `timeout`
+  double elapsed_s = 0;          // attach: time since the job was submitted, counted against it
   bool stream = true;            // false = poll only
   bool logs = true;              // ask for logs (logs=1)
   std::string priority;          // x-fal-queue-priority: "normal" / "low"; empty = not sent

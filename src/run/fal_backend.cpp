@@ -70,11 +70,15 @@ void FalBackend::start(Job& job) {
   a = std::make_unique<Active>();
   switch (job.resume) {
     case Resume::submit: upload_then_submit(job); break;
-    case Resume::attach:
+    case Resume::attach: {
       job.attached = true;
       job.phase = Phase::queued;
-      a->queue_id = queue_.attach(job.endpoint->id, job.request_id, callbacks(job));
+      net::JobOptions opt;
+      opt.client_timeout_s = job.timeout_s;  // counted from the submit, in whichever run it went out
+      opt.elapsed_s = job.sent_age_s;
+      a->queue_id = queue_.attach(job.endpoint->id, job.request_id, callbacks(job), opt);
       break;
+    }
     case Resume::download: download(job); break;
   }
 }

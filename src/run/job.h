@@ -48,6 +48,7 @@ struct Job {
   json media_identity;        // the input with local files as "sha256:…", when it has any; else null
   int take = 0;               // the script's take (part of the identity)
   double timeout_s = 0;       // client-side deadline on fal (0 = none)
+  double sent_age_s = 0;      // re-attached: how long ago its submit went out (counts against timeout_s)
   std::string origin;         // "script.lua:12" where it was submitted
   const Endpoint* endpoint = nullptr;
   json input;                 // normalized: what is sent

@@ -344,6 +344,7 @@ bool Runner::claim(Job& job) {
       uncharge();
       job.resume = Resume::attach;
       job.request_id = c.job.request_id;
+      if (c.job.sent_ms) job.sent_age_s = std::max<std::int64_t>(0, opts_.store->now_ms() - *c.job.sent_ms) / 1000.0;
       return true;
     case Claim::Download:
       uncharge();

@@ -5,6 +5,9 @@
 // does not count reused jobs.
 #include <signal.h>
 
+#include <chrono>
+#include <thread>
+
 #include "e2e_common.h"
 #include "money.h"
 
@@ -176,6 +179,30 @@ TEST_CASE("money rerun: killed while running on fal - the rerun re-attaches with
   CHECK(r.out.find("result\tlong\t" + rid) != std::string::npos);
   check_video(fx, "attach", "long", rid);
   CHECK(status_row(fx, "long")["state"] == "done");
+}
+
+TEST_CASE("money rerun: a re-attached job keeps its timeout - counted from its submit", "[e2e][money][rerun][attach]") {
+  Fixture fx;
+  const std::string lua =
+      "local kling = require 'kling'\n"
+      "kling.generate{ name = 'stuck', prompt = 'A clock that never strikes [[run_ms=99999999]]', duration = 5,\n"
+      "  timeout = 2 }\n";
+  krt::write_file(fx.dir / "stuck.lua", lua);
+  {
+    krt::Process p(krt::klingrun_options(fx.dir.path(), {"stuck.lua"}, fx.fake.env()));
+    REQUIRE(krt::pump_until(p, [&] { return krt::fake_jobs_in(fx.fake, "IN_PROGRESS") == 1; }, 30));
+    p.signal(SIGKILL);
+    REQUIRE(p.wait(10).term_signal == SIGKILL);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // its 2 s run out while nobody watched
+  auto r = krt::run_klingrun(fx.dir.path(), {"stuck.lua"}, fx.fake.env(), 30);
+  INFO(r.describe());
+  CHECK(r.exit_code == 3);  // without the timeout it would follow the job for ever
+  CHECK(r.err.find("timeout") != std::string::npos);
+  json s = stats_of(fx);
+  CHECK(s["jobs_created"] == 1);  // re-attached, never resubmitted
+  CHECK(s["cancels"] == 1);
+  CHECK(fx.fake.jobs()[0]["cancelled"] == true);
 }
 
 TEST_CASE("money rerun: a download that failed is retried from the stored result - no new submit",

@@ -541,6 +541,69 @@ TEST_CASE("queue: client timeout while the submit is in flight cancels once it a
   CHECK(st["cancels"] == 1);
 }
 
+TEST_CASE("queue: a job that completed keeps its result when fetching it outlasts the client timeout", "[net][queue][fake]") {
+  FakeFal fake({"--queue-ms", "20", "--run-ms", "100"});
+  Loop loop;
+  FalQueue q(loop, fake.config(), fast());
+  fake.fault({{"route", "result"}, {"action", "stall"}, {"ms", 700}});  // the result comes late
+  Rec r;
+  JobOptions jo;
+  jo.client_timeout_s = 0.4;  // passes while the result call is held, after COMPLETED
+  q.start(kT2V, prompt("nearly late"), r.cb(), jo);
+  REQUIRE(run_until(loop, [&] { return r.done(); }));
+  CHECK_FALSE(r.error);  // COMPLETED means paid for: the deadline no longer applies
+  CHECK(r.output);
+  CHECK(run_idle(loop));
+  CHECK(fake.stats()["cancels"] == 0);
+}
+
+TEST_CASE("queue: attach counts the time since the submit against the client timeout", "[net][queue][fake]") {
+  FakeFal fake({"--queue-ms", "20", "--run-ms", "100"});
+  Loop loop;
+  FalQueue q(loop, fake.config(), fast());
+  JobOptions jo;
+  jo.client_timeout_s = 10;
+  SECTION("still running: cancelled once the rest of its time is up") {
+    auto sub = fake.call("POST", "/queue/fal-ai/kling-video/v3/pro/text-to-video", prompt("[[run_ms=99999999]] x").dump());
+    jo.elapsed_s = 9.6;  // 0.4 s left
+    Rec r;
+    const auto t0 = std::chrono::steady_clock::now();
+    q.attach(kT2V, sub["request_id"], r.cb(), jo);
+    REQUIRE(run_until(loop, [&] { return r.done(); }));
+    const auto took = std::chrono::steady_clock::now() - t0;
+    REQUIRE(r.error);
+    CHECK(r.error->kind == FalError::Kind::timeout);
+    CHECK(r.error->message.find("10 s") != std::string::npos);  // the job's whole timeout
+    CHECK(took >= std::chrono::milliseconds(350));
+    CHECK(took < std::chrono::milliseconds(5000));
+    CHECK(run_idle(loop));
+    CHECK(fake.stats()["cancels"] == 1);
+  }
+  SECTION("out of time and still running: its first status decides, and it is cancelled") {
+    auto sub = fake.call("POST", "/queue/fal-ai/kling-video/v3/pro/text-to-video", prompt("[[run_ms=99999999]] x").dump());
+    jo.elapsed_s = 60;
+    Rec r;
+    q.attach(kT2V, sub["request_id"], r.cb(), jo);
+    REQUIRE(run_until(loop, [&] { return r.done(); }));
+    REQUIRE(r.error);
+    CHECK(r.error->kind == FalError::Kind::timeout);
+    CHECK(run_idle(loop));
+    CHECK(fake.stats()["cancels"] == 1);
+  }
+  SECTION("out of time but completed meanwhile: the result it paid for is fetched") {
+    auto sub = fake.call("POST", "/queue/fal-ai/kling-video/v3/pro/text-to-video", prompt("done while away").dump());
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));  // it completes on the fake
+    jo.elapsed_s = 60;
+    Rec r;
+    q.attach(kT2V, sub["request_id"], r.cb(), jo);
+    REQUIRE(run_until(loop, [&] { return r.done(); }));
+    CHECK_FALSE(r.error);
+    CHECK(r.output);
+    CHECK(run_idle(loop));
+    CHECK(fake.stats()["cancels"] == 0);
+  }
+}
+
 TEST_CASE("queue: cancel(handle) reports cancelled and cancels on fal", "[net][queue][fake]") {
   FakeFal fake({"--queue-ms", "20"});
   Loop loop;
