@@ -47,6 +47,11 @@ class Backend {
   // hook). The job then finishes through the hooks with job.send_refused as its error. False
   // if there is no such submit.
   virtual bool withdraw(Job& job) { (void)job; return false; }
+  // A result taken from the state store (an earlier run, another script, or an identical job
+  // under another name): makes its video the job's own file, where this job's download would
+  // have put it, and points job.video_path there. True if it moved job.video_path; a problem
+  // becomes a warning on the job, which keeps the stored file.
+  virtual bool adopt(Job& job) { (void)job; return false; }
   void set_hooks(BackendHooks h) { hooks_ = std::move(h); }
 
  protected:

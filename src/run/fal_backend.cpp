@@ -174,7 +174,7 @@ void FalBackend::download(Job& job) {
   if (out["video"].contains("file_size") && out["video"]["file_size"].is_number_unsigned())
     expected = out["video"]["file_size"].get<std::uint64_t>();
   // The file name comes from the job name, never from the server.
-  std::string dest = (out_dir_ / (job.name + ".mp4")).string();
+  std::string dest = video_dest(job).string();
   active_[&job]->download_id = downloader_.download(
       job.video_url, dest, expected,
       [this, &job](const net::Result<net::DownloadResult>& r) {
@@ -190,6 +190,36 @@ void FalBackend::download(Job& job) {
         job.download_total = total.value_or(0);
         if (hooks_.event) hooks_.event(job, JobEvent::progress);
       });
+}
+
+// A hard link: the same bytes under the job's own name, at no cost in disk or time; a copy where
+// no link can be made (another file system). Through a temporary name and a rename, so the
+// job's file is never seen half-made, and an older file of that name is replaced whole.
+bool FalBackend::adopt(Job& job) {
+  namespace fs = std::filesystem;
+  if (job.video_path.empty()) return false;
+  const fs::path from = job.video_path, to = video_dest(job);
+  std::error_code ec;
+  if (fs::equivalent(from, to, ec)) return false;  // already its own (or the same file)
+  const fs::path part = to.string() + ".part";
+  fs::create_directories(to.parent_path(), ec);
+  fs::remove(part, ec);
+  ec.clear();
+  fs::create_hard_link(from, part, ec);
+  if (ec) {
+    ec.clear();
+    fs::copy_file(from, part, ec);
+  }
+  if (!ec) fs::rename(part, to, ec);
+  if (ec) {
+    std::error_code ignored;
+    fs::remove(part, ignored);
+    job.warnings.push_back({"video.path", "the stored video " + from.string() + " could not be placed at " +
+                                              to.string() + " (" + ec.message() + "); it stays where it is"});
+    return false;
+  }
+  job.video_path = to.string();
+  return true;
 }
 
 void FalBackend::fail(Job& job, const net::FalError& e) {

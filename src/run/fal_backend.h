@@ -25,6 +25,7 @@ class FalBackend : public Backend {
   bool busy() const override;
   void cancel(Job& job) override;
   bool withdraw(Job& job) override;
+  bool adopt(Job& job) override;
 
   net::Loop& loop() { return loop_; }
 
@@ -33,6 +34,7 @@ class FalBackend : public Backend {
   void upload_then_submit(Job& job);
   void submit(Job& job, json input);
   void download(Job& job);
+  std::filesystem::path video_dest(const Job& job) const { return out_dir_ / (job.name + ".mp4"); }
   void fail(Job& job, const net::FalError& e);
   void finish(Job& job);
   net::JobCallbacks callbacks(Job& job);

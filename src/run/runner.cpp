@@ -363,6 +363,15 @@ bool Runner::claim(Job& job) {
         job.video_sha256 = f.sha256;
         job.video_bytes = f.size;
       }
+      // Its video under this job's name (out/<script>/<name>.mp4); the store then knows it
+      // there, as it knows the row by its latest claim's name and script.
+      if (backend_->adopt(job)) {
+        try {
+          opts_.store->add_file(job.key, "video", job.video_path, job.video_sha256, job.video_bytes);
+        } catch (const std::exception& e) {
+          store_warn(job, e);
+        }
+      }
       if (job.output.contains("video") && job.output["video"].is_object())
         job.video_url = job.output["video"].value("url", "");
       job.phase = Phase::done;

@@ -145,6 +145,43 @@ TEST_CASE("money rerun: a new take of the same input is a new job - the rest is 
   CHECK(stats_of(fx)["requests_total"] == s2["requests_total"]);
 }
 
+TEST_CASE("money rerun: a reused result lands under the job's own name - in another script too", "[e2e][money][rerun]") {
+  Fixture fx;
+  auto first = fx.script("clips.lua", kTwoClips);
+  INFO(first.describe());
+  REQUIRE(first.exit_code == 0);
+  json s1 = stats_of(fx);
+  const std::string rid = fx.fake.jobs()[0]["request_id"];
+
+  // The same request under two other names, in another script: one job, no request to fal,
+  // and each name gets its file where its own download would have put it.
+  const std::string lua =
+      "local kling = require 'kling'\n"
+      "for _, name in ipairs({ 'kite', 'kite_again' }) do\n"
+      "  local r = kling.generate{ name = name, prompt = 'A red kite over the dunes.', duration = 5 }\n"
+      "  print('result', r.name, r.video.path, tostring(r.reused == true))\n"
+      "end\n";
+  auto second = fx.script("renamed.lua", lua);
+  INFO(second.describe());
+  REQUIRE(second.exit_code == 0);
+  json s2 = stats_of(fx);
+  CHECK(s2["requests_total"] == s1["requests_total"]);  // nothing sent, nothing downloaded
+  CHECK(second.out.find("result\tkite\tout/renamed/kite.mp4\ttrue") != std::string::npos);
+  CHECK(second.out.find("result\tkite_again\tout/renamed/kite_again.mp4\ttrue") != std::string::npos);
+  check_video(fx, "renamed", "kite", rid);
+  check_video(fx, "renamed", "kite_again", rid);
+  check_video(fx, "clips", "clip1", rid);  // the first script's file is left as it was
+  CHECK(krt::files_ending(fx.out("renamed"), ".part").empty());
+  // The store knows the file where it was placed last, so the copy the first script keeps may
+  // be deleted without a new download.
+  CHECK(status_row(fx, "kite_again")["files"][0]["path"] == "out/renamed/kite_again.mp4");
+  krt::fs::remove(fx.out("clips") / "clip1.mp4");
+  auto third = fx.script("renamed.lua", lua);
+  INFO(third.describe());
+  REQUIRE(third.exit_code == 0);
+  CHECK(stats_of(fx)["requests_total"] == s1["requests_total"]);
+}
+
 TEST_CASE("money rerun: killed while running on fal - the rerun re-attaches without a new submit",
           "[e2e][money][rerun][attach]") {
   Fixture fx;
