@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <string_view>
 #include <vector>
 
 #include "core/validate.h"
@@ -113,7 +114,31 @@ void scan_boxes(std::ifstream& f, std::uint64_t start, std::uint64_t end, MediaI
   }
 }
 
+// By magic numbers only: the extension is the user's claim, the bytes are what fal will get.
+std::string sniff_format(const std::vector<unsigned char>& h) {
+  auto at = [&](std::size_t off, std::string_view s) {
+    return h.size() >= off + s.size() &&
+           std::equal(s.begin(), s.end(), h.begin() + off, [](char c, unsigned char b) { return static_cast<unsigned char>(c) == b; });
+  };
+  if (at(0, "\x89PNG\r\n\x1a\n")) return "png";
+  if (h.size() >= 3 && h[0] == 0xFF && h[1] == 0xD8 && h[2] == 0xFF) return "jpeg";
+  if (at(0, "GIF87a") || at(0, "GIF89a")) return "gif";
+  if (at(0, "RIFF") && at(8, "WEBP")) return "webp";
+  if (at(0, "\x1a\x45\xdf\xa3")) return "webm";  // EBML (Matroska / WebM)
+  if (at(4, "ftyp")) return at(8, "avif") || at(8, "avis") ? "avif" : "mp4";
+  // QuickTime files older than ftyp start straight with a movie box.
+  for (const char* box : {"moov", "mdat", "wide", "free", "skip", "pnot"})
+    if (at(4, box)) return "mp4";
+  return "";
+}
+
 }  // namespace
+
+const char* format_kind(const std::string& f) {
+  if (f == "png" || f == "jpeg" || f == "gif" || f == "webp" || f == "avif") return "image";
+  if (f == "mp4" || f == "webm") return "video";
+  return "";
+}
 
 std::string media_extension(const std::string& s) {
   std::string p = s;
@@ -152,8 +177,9 @@ std::optional<MediaInfo> probe_media(const std::filesystem::path& path) {
   std::vector<unsigned char> head(65536);
   f.read(reinterpret_cast<char*>(head.data()), static_cast<std::streamsize>(head.size()));
   head.resize(static_cast<std::size_t>(f.gcount()));
+  m.format = sniff_format(head);
   image_size(head, m);
-  if (m.width == 0 && head.size() >= 12 && std::equal(head.begin() + 4, head.begin() + 8, "ftyp")) {
+  if (m.width == 0 && m.format == "mp4") {
     f.clear();
     scan_boxes(f, 0, m.bytes, m, 0, nullptr);
   }

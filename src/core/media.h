@@ -13,7 +13,13 @@ struct MediaInfo {
   int width = 0, height = 0;         // 0 when unknown
   double seconds = 0;                // videos only; 0 when unknown
   double fps = 0;                    // videos: average frame rate of the video track; 0 when unknown
+  // What the first bytes say the file is: "png", "jpeg", "gif", "webp", "avif" (images), "mp4"
+  // (any ISO-BMFF movie: mp4, mov, m4v), "webm"; "" when none of these.
+  std::string format;
 };
+
+// "image" or "video" for a MediaInfo::format ("" for "").
+const char* format_kind(const std::string& format);
 
 // Returns nullopt when the file cannot be opened.
 std::optional<MediaInfo> probe_media(const std::filesystem::path& path);

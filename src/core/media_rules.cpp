@@ -1,4 +1,6 @@
 // Rule 24 of kling-api.md §8: limits of the media a request points at.
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 
 #include "core/media.h"
@@ -30,6 +32,23 @@ std::string fps_text(double v) {
   return s;
 }
 
+std::string format_name(const std::string& f) {
+  if (f == "jpeg") return "a JPEG image";
+  if (f == "mp4") return "an MP4/MOV video";
+  if (f == "webm") return "a WebM video";
+  std::string up = f;
+  std::transform(up.begin(), up.end(), up.begin(), [](unsigned char c) { return std::toupper(c); });
+  return (f == "avif" ? "an " : "a ") + up + " image";
+}
+
+// The format a file of this extension should hold ("" for extensions not tied to one).
+std::string format_of_extension(const std::string& ext) {
+  if (ext == "jpg" || ext == "jpeg") return "jpeg";
+  if (ext == "mov" || ext == "m4v" || ext == "mp4") return "mp4";
+  if (ext == "png" || ext == "gif" || ext == "webp" || ext == "avif" || ext == "webm") return ext;
+  return "";
+}
+
 void check_one(const std::string& value, const std::string& kind, const std::string& path, const json& limits, Report& r) {
   std::string ext = media_extension(value);
   bool remote = is_remote_url(value);
@@ -52,9 +71,24 @@ void check_one(const std::string& value, const std::string& kind, const std::str
   std::string local = value.rfind("file://", 0) == 0 ? value.substr(7) : value;
   auto info = probe_media(local);
   if (!info) { r.error(path, "file " + quote(local, 80) + " not found or unreadable"); return; }
+  // The extension is only a name: a text file called frame.png would be uploaded, paid for in
+  // time, and refused by fal.
+  const std::string& found = info->format;
+  const bool fits = kind == "image" ? std::string(format_kind(found)) == "image"
+                                    : std::string(format_kind(found)) == "video" || found == "gif";
+  if (!fits) {
+    r.error(path, quote(local, 60) + (found.empty() ? " is not " + std::string(kind == "image" ? "an image" : "a video") + " klingrun recognises"
+                                                   : " holds " + format_name(found) + ", not " + (kind == "image" ? "an image" : "a video")) +
+                      " (its first bytes are not those of " + (kind == "image" ? "PNG, JPEG, WebP, GIF or AVIF" : "MP4, MOV, WebM or GIF") + ")");
+    return;
+  }
+  if (std::string named = format_of_extension(ext); !named.empty() && named != found)
+    r.warn(path, quote(local, 60) + " holds " + format_name(found) + " but is named ." + ext + "; fal may go by either");
   double max_bytes = limits["max_bytes"].get<double>();
   if (info->bytes > max_bytes) r.error(path, quote(local, 60) + " is " + mb(double(info->bytes)) + ", above the " + mb(max_bytes) + " limit for " + kind + "s");
   int w = info->width, h = info->height;
+  if (kind == "image" && found != "avif" && (w <= 0 || h <= 0))
+    r.warn(path, quote(local, 60) + ": its size could not be read from its header (a damaged file?), so fal's limits on it were not checked");
   if (w > 0 && h > 0) {
     std::string size = std::to_string(w) + "×" + std::to_string(h);
     if (kind == "image") {

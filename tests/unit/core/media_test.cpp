@@ -41,21 +41,22 @@ kr::Report with_video_element(const std::string& video) {
 
 TEST_CASE("media: probe_media reads image headers", "[media]") {
   TempDir dir;
-  struct Case { std::string name; std::vector<unsigned char> bytes; int w, h; };
+  struct Case { std::string name; std::vector<unsigned char> bytes; int w, h; std::string format; };
   std::vector<Case> cases = {
-      {"a.png", krt::png(640, 480), 640, 480},
-      {"b.jpg", krt::jpeg(1920, 1080), 1920, 1080},
-      {"c.gif", krt::gif(400, 300), 400, 300},
-      {"d.webp", krt::webp_vp8(800, 600), 800, 600},
-      {"e.webp", krt::webp_vp8l(500, 700), 500, 700},
-      {"f.webp", krt::webp_vp8x(3000, 2000), 3000, 2000},
-      {"exif.jpg", krt::jpeg_with_thumbnail(4000, 3000, 160, 120), 4000, 3000},
+      {"a.png", krt::png(640, 480), 640, 480, "png"},
+      {"b.jpg", krt::jpeg(1920, 1080), 1920, 1080, "jpeg"},
+      {"c.gif", krt::gif(400, 300), 400, 300, "gif"},
+      {"d.webp", krt::webp_vp8(800, 600), 800, 600, "webp"},
+      {"e.webp", krt::webp_vp8l(500, 700), 500, 700, "webp"},
+      {"f.webp", krt::webp_vp8x(3000, 2000), 3000, 2000, "webp"},
+      {"exif.jpg", krt::jpeg_with_thumbnail(4000, 3000, 160, 120), 4000, 3000, "jpeg"},
   };
   for (auto& c : cases) {
     INFO(c.name);
     auto p = make(dir, c.name, c.bytes);
     auto info = kr::probe_media(p);
     REQUIRE(info.has_value());
+    CHECK(info->format == c.format);
     CHECK(info->width == c.w);
     CHECK(info->height == c.h);
     CHECK(info->bytes == c.bytes.size());
@@ -66,6 +67,7 @@ TEST_CASE("media: probe_media reads image headers", "[media]") {
     auto info = kr::probe_media(p);
     REQUIRE(info);
     CHECK(info->bytes == 5);
+    CHECK(info->format == "");
     CHECK(info->width == 0);
     CHECK(info->height == 0);
   }
@@ -218,6 +220,41 @@ TEST_CASE("rule 24: local images", "[media][rule24]") {
     auto r = i2v(noext);
     KR_OK(r);
     KR_HAS_WARNING(r, "start_image_url", "has no file extension");
+  }
+}
+
+TEST_CASE("rule 24: a local file must hold what its field takes, whatever its name", "[media][rule24]") {
+  TempDir dir;
+  SECTION("a text file named .png is no image") {
+    auto p = make(dir, "fake.png", {'n', 'o', 't', ' ', 'a', 'n', ' ', 'i', 'm', 'a', 'g', 'e'});
+    auto r = i2v(p);
+    KR_HAS_ERROR(r, "start_image_url", "is not an image klingrun recognises (its first bytes are not those of PNG, JPEG");
+    CHECK(r.errors.size() == 1);
+    KR_HAS_ERROR(i2v(make(dir, "empty.jpg", {})), "start_image_url", "is not an image klingrun recognises");
+  }
+  SECTION("a video named .png is no image, an image named .mp4 no video") {
+    KR_HAS_ERROR(i2v(make(dir, "clip.png", krt::mp4(1280, 720, 1000, 5000))), "start_image_url",
+                 "holds an MP4/MOV video, not an image");
+    KR_HAS_ERROR(with_video_element(make(dir, "still.mp4", krt::png(1280, 720))), "elements[0].video_url",
+                 "holds a PNG image, not a video");
+    KR_HAS_ERROR(with_video_element(make(dir, "notes.mov", {'h', 'i'})), "elements[0].video_url",
+                 "is not a video klingrun recognises (its first bytes are not those of MP4, MOV, WebM or GIF)");
+  }
+  SECTION("an image of another type than its name says: a warning, and its limits are still checked") {
+    auto r = i2v(make(dir, "photo.png", krt::jpeg(1280, 720)));
+    KR_OK(r);
+    KR_HAS_WARNING(r, "start_image_url", "holds a JPEG image but is named .png; fal may go by either");
+    KR_HAS_ERROR(i2v(make(dir, "small.webp", krt::png(200, 200))), "start_image_url", "both sides must be at least 300 px");
+    // A .mov is an MP4-family file: no warning.
+    KR_OK(with_video_element(make(dir, "ok.mov", krt::mp4(1280, 720, 1000, 5000))));
+    KR_NO_WARNING_AT(with_video_element(make(dir, "ok2.mov", krt::mp4(1280, 720, 1000, 5000))), "elements[0].video_url");
+  }
+  SECTION("an image whose header gives no size: a warning that its limits went unchecked") {
+    std::vector<unsigned char> cut = krt::png(640, 480);
+    cut.resize(12);  // the signature, then the file ends
+    auto r = i2v(make(dir, "cut.png", cut));
+    KR_OK(r);
+    KR_HAS_WARNING(r, "start_image_url", "its size could not be read from its header");
   }
 }
 
