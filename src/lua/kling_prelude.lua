@@ -16,6 +16,9 @@ end
 function Job:wait() return await(self, 2) end
 -- "waiting", "queued", "running", "downloading", "done", "failed", ... without blocking.
 function Job:status() return C.job_status(self._id) end
+-- nil while it runs or once its video is on disk; else {kind, message, request_id, lines,
+-- advice, final_on_fal}, for scripts that branch on why a job failed.
+function Job:error() return C.job_error(self._id) end
 -- Asks fal to cancel the job.
 function Job:cancel() return C.job_cancel(self._id) end
 function Job:__tostring() return "kling.job(" .. self.name .. ")" end

@@ -239,10 +239,35 @@ int c_job_status(lua_State* L) {
   return 1;
 }
 
+// What a script can branch on: {kind, message, request_id, lines, advice, final_on_fal}.
+void push_error(lua_State* L, const run::JobError& e) {
+  lua_createtable(L, 0, 6);
+  set_string(L, "kind", run::error_kind_name(e.kind));
+  set_string(L, "message", e.message);
+  if (!e.request_id.empty()) set_string(L, "request_id", e.request_id);
+  lua_createtable(L, static_cast<int>(e.lines.size()), 0);
+  for (std::size_t i = 0; i < e.lines.size(); ++i) {
+    lua_pushlstring(L, e.lines[i].data(), e.lines[i].size());
+    lua_rawseti(L, -2, static_cast<int>(i + 1));
+  }
+  lua_setfield(L, -2, "lines");
+  if (!e.advice.empty()) set_string(L, "advice", e.advice);
+  lua_pushboolean(L, e.final_on_fal);
+  lua_setfield(L, -2, "final_on_fal");
+}
+
+// nil while the job runs or when it produced its video; else its error table.
+int c_job_error(lua_State* L) {
+  Job& j = job_by_id(L, 1);
+  if (!run::finished(j.phase) || !j.error) return 0;
+  push_error(L, *j.error);
+  return 1;
+}
+
 int c_job_cancel(lua_State* L) {
   LuaHost& h = host(L);
   Job& j = job_by_id(L, 1);
-  if (!run::finished(j.phase)) h.runner().backend().cancel(j);
+  h.runner().cancel(j);
   return 0;
 }
 
@@ -351,7 +376,7 @@ int c_prices(lua_State* L) {
   return 1;
 }
 
-// Every job of this run so far: {name, status, endpoint, cost_usd, request_id}.
+// Every job of this run so far: {name, status, endpoint, cost_usd, request_id, error}.
 int c_jobs(lua_State* L) {
   auto& jobs = host(L).runner().jobs();
   lua_createtable(L, static_cast<int>(jobs.size()), 0);
@@ -363,6 +388,10 @@ int c_jobs(lua_State* L) {
     set_string(L, "endpoint", j->endpoint->id);
     set_number(L, "cost_usd", j->reused ? 0.0 : j->cost.usd);
     if (!j->request_id.empty()) set_string(L, "request_id", j->request_id);
+    if (run::finished(j->phase) && j->error) {
+      push_error(L, *j->error);
+      lua_setfield(L, -2, "error");
+    }
     lua_rawseti(L, -2, i++);
   }
   return 1;
@@ -426,6 +455,7 @@ int open_kling(lua_State* L, LuaHost& h) {
   static const luaL_Reg primitives[] = {
       {"submit", guarded<c_submit>},         {"await", guarded<c_await>},
       {"job_status", guarded<c_job_status>}, {"job_cancel", guarded<c_job_cancel>},
+      {"job_error", guarded<c_job_error>},
       {"spawn", guarded<c_spawn>},           {"await_task", guarded<c_await_task>},
       {nullptr, nullptr}};
   lua_newtable(L);

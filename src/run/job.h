@@ -24,7 +24,7 @@ enum class ErrorKind {
   state,       // the state store could not record the job: not sent
   claim_lost,  // another process took the job over (its row is that process's now): not sent
 };
-const char* error_kind_name(ErrorKind k);  // the name shown in --json, manifest and Lua
+const char* error_kind_name(ErrorKind k);  // the name shown in --json and to Lua (job:error().kind)
 
 // Why a job did not produce a video, in a form every layer above can show.
 struct JobError {

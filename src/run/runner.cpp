@@ -489,27 +489,22 @@ void Runner::record_end(Job& job) {
 
 std::size_t Runner::pending() const { return unfinished_; }
 
+// A job that never reached the backend: cancelled here, its charge given back.
+void Runner::drop_unstarted(Job& job, const char* why) {
+  job.phase = Phase::cancelled;
+  job.fail(JobError{ErrorKind::cancelled, why, {}, "", ""});
+  spent_ = round_usd(spent_ - job.charged);
+  job.charged = 0;
+  --unfinished_;
+  done_queue_.push_back(&job);
+  notify(job);
+}
+
 void Runner::stop_starting() {
   stopping_ = true;
-  for (Job* job : waiting_) {
-    job->phase = Phase::cancelled;
-    job->fail(JobError{ErrorKind::cancelled, "not started: the run was interrupted", {}, "", ""});
-    spent_ = round_usd(spent_ - job->charged);
-    job->charged = 0;
-    --unfinished_;
-    done_queue_.push_back(job);
-    notify(*job);
-  }
+  for (Job* job : waiting_) drop_unstarted(*job, "not started: the run was interrupted");
   waiting_.clear();
-  for (auto& [job, _] : parked_) {
-    job->phase = Phase::cancelled;
-    job->fail(JobError{ErrorKind::cancelled, "not started: the run was interrupted (another process was running it)", {}, "", ""});
-    spent_ = round_usd(spent_ - job->charged);
-    job->charged = 0;
-    --unfinished_;
-    done_queue_.push_back(job);
-    notify(*job);
-  }
+  for (auto& [job, _] : parked_) drop_unstarted(*job, "not started: the run was interrupted (another process was running it)");
   parked_.clear();
 }
 
@@ -517,6 +512,20 @@ void Runner::cancel_all() {
   stop_starting();
   for (auto& j : jobs_)
     if (!run::finished(j->phase)) backend_->cancel(*j);
+}
+
+void Runner::cancel(Job& job) {
+  if (run::finished(job.phase)) return;
+  if (auto it = std::find(waiting_.begin(), waiting_.end(), &job); it != waiting_.end()) {
+    waiting_.erase(it);
+    return drop_unstarted(job, "cancelled before it started");
+  }
+  auto parked = std::find_if(parked_.begin(), parked_.end(), [&](const auto& p) { return p.first == &job; });
+  if (parked != parked_.end()) {
+    parked_.erase(parked);
+    return drop_unstarted(job, "cancelled before it started (another process was running it)");
+  }
+  backend_->cancel(job);
 }
 
 void Runner::release_slot(Job& job) {

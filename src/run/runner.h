@@ -69,6 +69,10 @@ class Runner {
   bool stopping() const { return stopping_; }
   // Ask the backend to cancel everything in flight (and drop what waits).
   void cancel_all();
+  // One job: one not started yet never starts (and is not charged); one on its way is
+  // cancelled on fal by the backend. Either way it finishes as cancelled, except a job whose
+  // video is already downloading (paid for: it is kept).
+  void cancel(Job& job);
 
   void set_budget(std::optional<double> usd) { opts_.budget = usd; }
   std::optional<double> budget() const { return opts_.budget; }
@@ -96,6 +100,7 @@ class Runner {
  private:
   void on_finished(Job& job);
   void release_slot(Job& job);
+  void drop_unstarted(Job& job, const char* why);
   Job* job_named(const std::string& name) const;
   // Asks the store what to do with a job about to start; false when it needs no backend
   // (reused, unknown, refused) or must wait for another process.

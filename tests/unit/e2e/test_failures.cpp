@@ -39,6 +39,31 @@ TEST_CASE("a 422 from fal: exit 3 with path: message lines - the Lua line and th
   check_no_video(fx, "bad422");
 }
 
+TEST_CASE("a script can tell why a job failed - job:error() and kling.jobs() give the kind", "[e2e][errors]") {
+  Fixture fx;
+  auto r = fx.script("why.lua",
+                     "local kling = require 'kling'\n"
+                     "local bad = kling.submit{ name = 'bad', duration = 5, prompt = 'A cat on a fence [[fail:422]]' }\n"
+                     "print('running', bad:error() == nil)\n"
+                     "local ok = pcall(bad.wait, bad)\n"
+                     "local e = bad:error()\n"
+                     "print('bad', ok, e.kind, e.request_id ~= nil, e.final_on_fal, e.lines[1])\n"
+                     "local slow = kling.submit{ name = 'slow', duration = 5, prompt = 'A dog in the rain [[run_ms=99999999]]' }\n"
+                     "slow:cancel()\n"
+                     "pcall(slow.wait, slow)\n"
+                     "print('slow', slow:error().kind)\n"
+                     "for _, j in ipairs(kling.jobs()) do print('job', j.name, j.error and j.error.kind) end\n",
+                     {}, {}, 120);
+  INFO(r.describe());
+  CHECK(r.exit_code == 3);  // a generation failed, though the script caught it and went on
+  CHECK(r.out.find("running\ttrue") != std::string::npos);
+  CHECK(r.out.find("bad\tfalse\trejected\ttrue\ttrue\tprompt: Forced validation failure") != std::string::npos);
+  CHECK(r.out.find("slow\tcancelled") != std::string::npos);
+  CHECK(r.out.find("job\tbad\trejected") != std::string::npos);
+  CHECK(r.out.find("job\tslow\tcancelled") != std::string::npos);
+  CHECK(fx.fake.stats()["jobs_created"] == 1);  // 'slow' was cancelled before it started: never sent
+}
+
 TEST_CASE("a shot prompt over 512 characters is refused before anything is sent", "[e2e][errors]") {
   Fixture fx;
   const std::string long_prompt(513, 'a');
