@@ -115,7 +115,8 @@ fal-ai/kling-video/v3/pro/text-to-video, or short forms FAMILY/TIER/MODE:
 
 Environment: FAL_KEY (or FAL_KEY_ID + FAL_KEY_SECRET), FAL_QUEUE_URL, FAL_REST_URL, NO_COLOR,
 KLINGRUN_LUA_PATH (extra lua-lib directory), CURL_CA_BUNDLE or SSL_CERT_FILE (CA certificates
-to trust instead of the system's, e.g. behind a proxy that re-signs TLS).
+to trust instead of the system's, e.g. behind a proxy that re-signs TLS), KLINGRUN_FOLLOW_OUTAGE
+(seconds a job fal accepted is followed through failing status calls; default 600).
 
 Exit codes: 0 ok, 1 script or validation error, 2 usage error, 3 generation failed,
 4 budget exceeded, 130 interrupted.

@@ -42,7 +42,7 @@ int cancel(run::StateStore& store, const Args& args) {
   net::FalConfig config = net::FalConfig::from_env();
   if (!args.queue_url.empty()) config.queue_url = args.queue_url;
   if (!args.rest_url.empty()) config.rest_url = args.rest_url;
-  if (std::string why = config.ca_bundle_problem(); !why.empty()) throw std::invalid_argument(why);
+  if (std::string why = config.problem(); !why.empty()) throw std::invalid_argument(why);
   std::vector<run::JobRecord> targets;
   if (args.all) {
     for (auto& r : store.list())

@@ -34,7 +34,7 @@ struct Session::Impl {
     if (backend == "fal" && config.key.empty())
       throw std::invalid_argument("the fal backend needs FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET) in the environment");
     if (backend == "fal")
-      if (std::string why = config.ca_bundle_problem(); !why.empty()) throw std::invalid_argument(why);
+      if (std::string why = config.problem(); !why.empty()) throw std::invalid_argument(why);
 
     kr::run::RunnerOptions ro;
     ro.out_dir = out_dir;

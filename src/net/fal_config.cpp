@@ -34,10 +34,18 @@ FalConfig FalConfig::from_env() {
   if (auto r = env("FAL_REST_URL"); !r.empty()) c.rest_url = r;
   if (auto ca = env("CURL_CA_BUNDLE"); !ca.empty()) c.ca_bundle = ca;
   else if (auto file = env("SSL_CERT_FILE"); !file.empty()) c.ca_bundle = file;
+  if (auto s = env("KLINGRUN_FOLLOW_OUTAGE"); !s.empty()) {
+    char* end = nullptr;
+    const double v = std::strtod(s.c_str(), &end);
+    if (end != s.c_str() && *end == '\0' && v >= 0 && v < 1e7) c.follow_outage_s = v;
+    else c.follow_outage_text = s;
+  }
   return c;
 }
 
-std::string FalConfig::ca_bundle_problem() const {
+std::string FalConfig::problem() const {
+  if (!follow_outage_text.empty())
+    return "KLINGRUN_FOLLOW_OUTAGE: \"" + follow_outage_text + "\" is not a number of seconds (0 or more)";
   if (ca_bundle.empty() || ::access(ca_bundle.c_str(), R_OK) == 0) return {};
   return "the CA bundle \"" + ca_bundle + "\" (CURL_CA_BUNDLE or SSL_CERT_FILE) cannot be read: " + std::strerror(errno);
 }

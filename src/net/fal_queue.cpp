@@ -57,6 +57,8 @@ struct FalQueue::Job {
   bool completed = false;
   json completed_status;
   bool attached = false;          // followed from a submit made elsewhere (attach)
+  std::chrono::steady_clock::time_point poll_started;  // the status call under way began
+  std::optional<std::chrono::steady_clock::time_point> status_failing_since;  // no good answer since
   bool status_known = false;      // fal has told this client the job's state at least once
   bool deadline_passed = false;   // attached, and out of time before its state was known
 
@@ -398,6 +400,7 @@ void FalQueue::poll(JobId id) {
   if (!j) return;
   j->poll_timer = 0;
   j->phase = Job::Phase::polling;
+  j->poll_started = std::chrono::steady_clock::now();
   auto alive = std::weak_ptr<int>(alive_);
   j->call = RetryingCall::start(
       loop_, api_request("GET", fal_url::status(config_, j->ep, j->request_id, j->opt.logs)), opt_.status,
@@ -407,9 +410,20 @@ void FalQueue::poll(JobId id) {
         if (!j) return;
         j->call.reset();
         if (!r.ok()) {
-          finish_error(id, failure_from(r, "status", j->request_id));
+          FalError e = failure_from(r, "status", j->request_id);
+          const auto now = std::chrono::steady_clock::now();
+          if (!j->status_failing_since) j->status_failing_since = j->poll_started;
+          const double out_ms = std::chrono::duration<double, std::milli>(now - *j->status_failing_since).count();
+          if (e.retryable && out_ms < opt_.follow_outage_ms) return schedule_poll(id, opt_.status.cap_ms);
+          if (e.retryable) {
+            char why[96];
+            std::snprintf(why, sizeof why, " (no status for %.0f s; the job may still run on fal)", out_ms / 1000);
+            e.message += why;
+          }
+          finish_error(id, std::move(e));
           return;
         }
+        j->status_failing_since.reset();
         json st = json::parse(r.body, nullptr, false);
         if (!st.is_object()) {
           finish_error(id, FalError{FalError::Kind::server, r.status, j->request_id, "status answer is not JSON",

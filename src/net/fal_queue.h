@@ -101,6 +101,10 @@ class FalQueue {
     long api_timeout_ms = 120000;  // each submit/status/result/cancel exchange
     long connect_timeout_ms = 15000;
     long stream_stall_s = 45;      // fal sends a keep-alive every 15 s; silence this long = dead
+    // A job on fal runs (and is paid for) whether this client hears from it or not: through
+    // failing status calls (network, 429, 5xx) it is polled again every status.cap_ms, and
+    // given up only when none has succeeded for this long (a re-run then picks it up).
+    double follow_outage_ms = 600000;
   };
 
   FalQueue(Loop& loop, FalConfig config);

@@ -47,12 +47,26 @@ JobError job_error(const net::FalError& e) {
       j.message = e.message;
       if (e.http_status) j.message += " (HTTP " + std::to_string(e.http_status) + (e.error_type.empty() ? "" : ", " + e.error_type) + ")";
       else if (!e.error_type.empty()) j.message += " (" + e.error_type + ")";
+      // Lost touch with a job fal accepted: the runner keeps its row `submitted`, so a re-run
+      // re-attaches to it instead of paying again.
+      const bool trouble = e.kind == net::FalError::Kind::network || e.kind == net::FalError::Kind::server ||
+                           e.kind == net::FalError::Kind::rate_limited;
+      if (trouble && !e.job_failed && !e.request_id.empty())
+        j.advice = "fal accepted this job and may still run it: run the script again to pick it up (it is not submitted again)";
   }
   return j;
 }
 
+namespace {
+net::FalQueue::Options queue_options(const net::FalConfig& c) {
+  net::FalQueue::Options o;
+  o.follow_outage_ms = c.follow_outage_s * 1000;
+  return o;
+}
+}  // namespace
+
 FalBackend::FalBackend(net::FalConfig config, std::filesystem::path out_dir)
-    : out_dir_(std::move(out_dir)), queue_(loop_, config), storage_(loop_, config), downloader_(loop_) {
+    : out_dir_(std::move(out_dir)), queue_(loop_, config, queue_options(config)), storage_(loop_, config), downloader_(loop_) {
   loop_.set_ca_bundle(config.ca_bundle);
   loop_.set_before_io([this] {
     if (hooks_.before_io) hooks_.before_io();

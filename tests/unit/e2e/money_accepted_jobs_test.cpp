@@ -43,12 +43,15 @@ TEST_CASE("money accepted job: status polls that keep failing must not make the 
       "local kling = require 'kling'\n"
       "local r = kling.generate{ name = 'polled', prompt = 'A tram in the fog [[run_ms=400]]', duration = 5 }\n"
       "print('result', r.name, r.request_id)\n";
-  // The stream fails at once (so klingrun polls) and every poll fails until it gives up.
-  fx.fake.fault(json::array({{{"route", "stream"}, {"action", "status"}, {"code", 503}, {"times", 100}},
-                             {{"route", "status"}, {"action", "status"}, {"code", 503}, {"times", 100}}}));
-  auto first = fx.script("polled.lua", lua, {}, {}, 120);
+  // The stream fails at once (so klingrun polls) and every poll fails until it gives up, here
+  // after 1 s without a good answer (KLINGRUN_FOLLOW_OUTAGE; 10 minutes by default).
+  fx.fake.fault(json::array({{{"route", "stream"}, {"action", "status"}, {"code", 503}, {"times", 1000}},
+                             {{"route", "status"}, {"action", "status"}, {"code", 503}, {"times", 1000}}}));
+  auto first = fx.script("polled.lua", lua, {}, {{"KLINGRUN_FOLLOW_OUTAGE", "1"}}, 120);
   INFO(first.describe());
   REQUIRE(first.exit_code == 3);
+  CHECK(first.err.find("the job may still run on fal") != std::string::npos);
+  CHECK(first.err.find("run the script again to pick it up") != std::string::npos);
   REQUIRE(fx.fake.jobs().size() == 1);
   const std::string rid = fx.fake.jobs()[0]["request_id"];
 
@@ -59,4 +62,15 @@ TEST_CASE("money accepted job: status polls that keep failing must not make the 
   json stats = fx.fake.stats();
   CHECK(stats["jobs_created"] == 1);  // before 8f58aa6: 2 (paid twice)
   CHECK(second.out.find("result\tpolled\t" + rid) != std::string::npos);
+}
+
+TEST_CASE("money accepted job: a KLINGRUN_FOLLOW_OUTAGE that is no number stops the run before anything is sent",
+          "[e2e][money]") {
+  Fixture fx;
+  auto r = fx.script("typo.lua", "require('kling').generate{ prompt = 'A tram in the fog.', duration = 5 }\n", {},
+                     {{"KLINGRUN_FOLLOW_OUTAGE", "10m"}});
+  INFO(r.describe());
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("KLINGRUN_FOLLOW_OUTAGE: \"10m\" is not a number of seconds") != std::string::npos);
+  CHECK(fx.fake.stats()["requests_total"] == 0);
 }

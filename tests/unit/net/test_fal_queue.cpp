@@ -195,6 +195,7 @@ TEST_CASE("queue: status errors beyond the retry budget fail the job", "[net][qu
   Loop loop;
   auto opt = fast();
   opt.status.max_retries = 2;
+  opt.follow_outage_ms = 0;  // give up with the first retry budget
   FalQueue q(loop, fake.config(), opt);
   fake.fault({{"route", "status"}, {"action", "status"}, {"code", 503}, {"times", 10}});
   Rec r;
@@ -207,6 +208,54 @@ TEST_CASE("queue: status errors beyond the retry budget fail the job", "[net][qu
   CHECK(r.error->http_status == 503);
   CHECK_FALSE(r.error->request_id.empty());
   CHECK(fake.stats()["requests"]["status"] == 3);  // 1 + 2 retries
+}
+
+TEST_CASE("queue: a job on fal is followed through a status outage longer than one retry budget", "[net][queue][fake]") {
+  FakeFal fake({"--queue-ms", "50", "--run-ms", "100"});
+  Loop loop;
+  auto opt = fast();
+  opt.status.max_retries = 2;  // 3 attempts a round, then a new round after status.cap_ms
+  SECTION("the outage ends: the job's result arrives") {
+    opt.follow_outage_ms = 20000;
+    FalQueue q(loop, fake.config(), opt);
+    fake.fault({{"route", "status"}, {"action", "status"}, {"code", 503}, {"times", 8}});
+    Rec r;
+    JobOptions jo;
+    jo.stream = false;
+    q.start(kT2V, prompt("through the storm"), r.cb(), jo);
+    REQUIRE(run_until(loop, [&] { return r.done(); }));
+    INFO((r.error ? r.error->describe() : ""));
+    CHECK(r.output);
+    CHECK(fake.stats()["requests"]["status"] >= 9);
+  }
+  SECTION("the outage lasts: given up after follow_outage_ms, saying the job may still run") {
+    opt.follow_outage_ms = 600;
+    FalQueue q(loop, fake.config(), opt);
+    fake.fault({{"route", "status"}, {"action", "drop_before"}, {"times", 1000}});
+    Rec r;
+    JobOptions jo;
+    jo.stream = false;
+    const auto t0 = std::chrono::steady_clock::now();
+    q.start(kT2V, prompt("lost touch"), r.cb(), jo);
+    REQUIRE(run_until(loop, [&] { return r.done(); }));
+    REQUIRE(r.error);
+    CHECK(r.error->kind == FalError::Kind::network);
+    CHECK(r.error->message.find("the job may still run on fal") != std::string::npos);
+    CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(600));
+    CHECK(fake.stats()["requests"]["status"] > 3);  // more than one round
+  }
+  SECTION("an auth error is not an outage: it ends the job at once") {
+    FalQueue q(loop, fake.config(), opt);
+    fake.fault({{"route", "status"}, {"action", "status"}, {"code", 401}, {"times", 100}});
+    Rec r;
+    JobOptions jo;
+    jo.stream = false;
+    q.start(kT2V, prompt("wrong key"), r.cb(), jo);
+    REQUIRE(run_until(loop, [&] { return r.done(); }));
+    REQUIRE(r.error);
+    CHECK(r.error->kind == FalError::Kind::auth);
+    CHECK(fake.stats()["requests"]["status"] == 1);
+  }
 }
 
 TEST_CASE("queue: submit 429 with Retry-After is retried after the asked pause", "[net][queue][fake]") {
