@@ -58,6 +58,47 @@ TEST_CASE("concurrency 6 runs the six jobs side by side", "[e2e][concurrency]") 
   CHECK(mp4s(fx.outputs("six")).size() == 6);
 }
 
+TEST_CASE("without --concurrency two jobs run on fal at once - kling.concurrency(n) sets it from the script",
+          "[e2e][concurrency]") {
+  Fixture fx;
+  SECTION("the default is 2") {
+    auto r = fx.script("six.lua", kSixJobs);
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+    CHECK(fx.fake.stats()["max_jobs_in_progress"] == 2);
+  }
+  SECTION("kling.concurrency(1) from the script") {
+    auto r = fx.script("six.lua", std::string("require('kling').concurrency(1)\n") + kSixJobs);
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+    CHECK(fx.fake.stats()["max_jobs_in_progress"] == 1);
+    CHECK(fx.fake.stats()["jobs_created"] == 6);
+  }
+  SECTION("kling.concurrency(3) over --concurrency 1") {
+    auto r = fx.script("six.lua", std::string("require('kling').concurrency(3)\n") + kSixJobs, {"--concurrency", "1"});
+    INFO(r.describe());
+    REQUIRE(r.exit_code == 0);
+    CHECK(fx.fake.stats()["max_jobs_in_progress"] == 3);
+  }
+}
+
+TEST_CASE("--queue-url and --rest-url point klingrun at fal's hosts over the environment", "[e2e][args]") {
+  Fixture fx;
+  // The environment names a port nobody serves; the flags win over it.
+  krt::Env env = {{"FAL_QUEUE_URL", "http://127.0.0.1:9/queue"}, {"FAL_REST_URL", "http://127.0.0.1:9/rest"}};
+  krt::write_file(fx.dir / "start.png", krt::make_png(400, 400, 3));
+  auto r = fx.script("flags.lua",
+                     "require('kling').generate{ name = 'i2v', endpoint = 'v3/pro/i2v', duration = 5,\n"
+                     "  start_image_url = 'start.png', prompt = 'The frame comes to life.' }\n",
+                     {"--queue-url", fx.fake.base() + "/queue", "--rest-url", fx.fake.base() + "/rest"}, env);
+  INFO(r.describe());
+  REQUIRE(r.exit_code == 0);
+  json stats = fx.fake.stats();
+  CHECK(stats["uploads"] == 1);  // storage through --rest-url
+  CHECK(stats["jobs_created"] == 1);
+  CHECK(mp4s(fx.outputs("flags")).size() == 1);
+}
+
 TEST_CASE("a slow download does not hold a slot: the next job is on fal meanwhile", "[e2e][concurrency]") {
   Fixture fx;
   // Every download waits 1.5 s before its first byte; the jobs run 300 ms each.
