@@ -88,3 +88,22 @@ TEST_CASE("every example script runs against the fake fal and lands its videos",
     }
   }
 }
+
+TEST_CASE("the result table: video, request id, cost and timings in order", "[e2e][examples]") {
+  Fixture fx;
+  auto r = fx.script("table.lua",
+                     "local r = require('kling').generate{ name = 'shot', duration = 5,\n"
+                     "  prompt = 'A heron lifts off a pond [[run_ms=300]]' }\n"
+                     "local t = r.timings\n"
+                     "print('ids', r.request_id, r.video.url, r.video.path, r.video.file_size, r.cost_usd)\n"
+                     "print('order', 0 < t.submitted, t.submitted <= t.started, t.started < t.completed,\n"
+                     "      t.completed <= t.done, t.completed - t.started >= 0.25)\n");
+  INFO(r.describe());
+  REQUIRE(r.exit_code == 0);
+  json job = fx.fake.jobs()[0];
+  const std::string rid = job["request_id"];
+  CHECK(r.out.find("ids\t" + rid + "\t" + fx.fake.base() + "/cdn/videos/" + rid + ".mp4\tout/table/shot.mp4\t65536\t0.84") !=
+        std::string::npos);
+  // Seconds since the run started: submitted, started (IN_PROGRESS), completed, done (on disk).
+  CHECK(r.out.find("order\ttrue\ttrue\ttrue\ttrue\ttrue") != std::string::npos);
+}

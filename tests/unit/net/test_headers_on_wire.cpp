@@ -254,6 +254,46 @@ TEST_CASE("wire: storage initiate carries the key, the signed PUT does not", "[n
   CHECK(reqs[1].body == "PNGDATA");
 }
 
+TEST_CASE("wire: multipart parts and their completion carry no key either", "[net][wire][storage]") {
+  std::string base;
+  CaptureServer srv([&](const Captured& r) {
+    if (r.path.rfind("/rest/", 0) == 0) {
+      json j = {{"upload_url", base + "/signed/big?sig=abc"}, {"file_url", base + "/files/2/big.mp4"}};
+      return CaptureServer::reply(200, j.dump());
+    }
+    if (r.method == "PUT") return CaptureServer::reply(200, json{{"etag", "e" + std::to_string(r.body.size())}}.dump());
+    return CaptureServer::reply(200, "{}");
+  });
+  base = srv.base();
+  char tmpl[] = "/tmp/kr_wire_XXXXXX";
+  std::filesystem::path dir = mkdtemp(tmpl);
+  std::ofstream(dir / "big.mp4") << std::string(10, 'v');
+  Loop loop;
+  FalConfig c;
+  c.rest_url = base + "/rest";
+  c.key = "kid:ksecret";
+  Storage::Options o;
+  o.multipart_threshold = 4;  // 10 bytes: parts of 4, 4 and 2
+  o.part_size = 4;
+  Storage st(loop, c, o);
+  std::optional<Result<std::string>> got;
+  st.upload_file((dir / "big.mp4").string(), "video/mp4", [&](const Result<std::string>& r) { got = r; });
+  REQUIRE(run_until(loop, [&] { return got.has_value(); }));
+  std::filesystem::remove_all(dir);
+  REQUIRE(got->ok());
+  auto reqs = srv.requests();
+  REQUIRE(reqs.size() == 5);  // initiate, three parts, complete
+  CHECK(reqs[0].headers["authorization"] == "Key kid:ksecret");
+  int parts = 0;
+  for (std::size_t i = 1; i < reqs.size(); ++i) {
+    INFO(reqs[i].method << " " << reqs[i].path);
+    CHECK(reqs[i].path.rfind("/signed/big", 0) == 0);
+    CHECK(reqs[i].headers.count("authorization") == 0);
+    parts += reqs[i].method == "PUT";
+  }
+  CHECK(parts == 3);
+}
+
 TEST_CASE("wire: downloads send no credentials", "[net][wire][download]") {
   CaptureServer srv([](const Captured&) { return CaptureServer::reply(200, "VIDEO", "video/mp4"); });
   char tmpl[] = "/tmp/kr_wire_XXXXXX";
