@@ -197,6 +197,36 @@ TEST_CASE("wire: API calls carry key, JSON headers and user agent, follow-up URL
   }
 }
 
+TEST_CASE("wire: a COMPLETED status with an error fails the job even when the result call answers 200",
+          "[net][wire]") {
+  CaptureServer srv([&](const Captured& r) -> std::string {
+    if (r.method == "POST") return CaptureServer::reply(200, R"({"status":"IN_QUEUE","request_id":"req-2"})");
+    if (r.path.find("/status/stream") != std::string::npos)
+      return CaptureServer::reply(
+          200, "data: {\"status\":\"COMPLETED\",\"error\":\"Out of GPUs\",\"error_type\":\"runner_server_error\"}\n\n",
+          "text/event-stream");
+    return CaptureServer::reply(200, R"({"video":{"url":"http://127.0.0.1:9/stale.mp4"}})");
+  });
+  Loop loop;
+  FalConfig c;
+  c.queue_url = srv.base() + "/queue";
+  FalQueue q(loop, c);
+  std::optional<FalError> err;
+  bool got_result = false;
+  JobCallbacks cb;
+  cb.on_result = [&](json, const ResultMeta&) { got_result = true; };
+  cb.on_error = [&](const FalError& e) { err = e; };
+  q.start("fal-ai/kling-video/v3/pro/text-to-video", {{"prompt", "p"}}, cb);
+  REQUIRE(run_until(loop, [&] { return err.has_value() || got_result; }));
+  CHECK_FALSE(got_result);
+  REQUIRE(err);
+  CHECK(err->kind == FalError::Kind::server);
+  CHECK(err->message == "Out of GPUs");
+  CHECK(err->error_type == "runner_server_error");
+  CHECK(err->job_failed);  // fal's verdict: a re-run must not re-attach to it
+  CHECK(err->request_id == "req-2");
+}
+
 TEST_CASE("wire: cancel is a body-less PUT with the same headers", "[net][wire]") {
   CaptureServer srv([](const Captured&) { return CaptureServer::reply(202, R"({"status":"CANCELLATION_REQUESTED"})"); });
   Loop loop;
