@@ -143,6 +143,25 @@ TEST_CASE("fault: a user-timeout 504 on submit is final: one submit - exit 3", "
   CHECK(stats["jobs_created"] == 0);
 }
 
+TEST_CASE("fault: stalls - a slow answer is waited for, never sent again", "[e2e][faults]") {
+  // Each request is held 1.5 s by the fake, then answered: well inside klingrun's time limits,
+  // so the right outcome is patience. A resent submit would be a second paid job.
+  Fixture fx;
+  std::string route;
+  SECTION("submit") { route = "submit"; }
+  SECTION("status stream") { route = "stream"; }
+  SECTION("result") { route = "result"; }
+  SECTION("download") { route = "cdn"; }
+  fx.fake.fault({{"route", route}, {"action", "stall"}, {"ms", 1500}});
+  auto r = fx.script("one.lua", kOneJob);
+  check_one_video(fx, r);
+  CHECK(r.seconds >= 1.5);
+  json stats = fx.fake.stats();
+  CHECK(stats["faults_fired"] == 1);
+  CHECK(stats["requests"][route] == 1);  // one request on the stalled route: nothing resent
+  CHECK(stats["jobs_created"] == 1);
+}
+
 TEST_CASE("fault: a download cut short once is fetched again - complete", "[e2e][faults][download]") {
   Fixture fx;
   fx.fake.fault({{"route", "cdn"}, {"action", "truncate"}});
