@@ -50,6 +50,15 @@ void check_video(const Fixture& fx, const std::string& stem, const std::string& 
   CHECK(krt::sha256_file_hex(file) == sha256_hex(fake_video(request_id, size)));
 }
 
+// Runs `script` until its one job is IN_PROGRESS on the fake, then kills klingrun (SIGKILL):
+// a crash that leaves the job running on fal, its row `submitted`.
+void kill_while_running(Fixture& fx, const std::string& script) {
+  krt::Process p(krt::klingrun_options(fx.dir.path(), {script}, fx.fake.env()));
+  REQUIRE(krt::pump_until(p, [&] { return krt::fake_jobs_in(fx.fake, "IN_PROGRESS") == 1; }, 30));
+  p.signal(SIGKILL);
+  REQUIRE(p.wait(10).term_signal == SIGKILL);
+}
+
 }  // namespace
 
 TEST_CASE("money rerun: a second run reuses everything - zero requests to fal - cost 0", "[e2e][money][rerun]") {
@@ -190,13 +199,7 @@ TEST_CASE("money rerun: killed while running on fal - the rerun re-attaches with
       "local r = kling.generate{ name = 'long', prompt = 'A slow sunrise over a valley [[run_ms=2500]]', duration = 5 }\n"
       "print('result', r.name, r.request_id)\n";
   krt::write_file(fx.dir / "attach.lua", lua);
-  {
-    krt::Process p(krt::klingrun_options(fx.dir.path(), {"attach.lua"}, fx.fake.env()));
-    REQUIRE(krt::pump_until(p, [&] { return krt::fake_jobs_in(fx.fake, "IN_PROGRESS") == 1; }, 30));
-    p.signal(SIGKILL);
-    auto killed = p.wait(10);
-    REQUIRE(killed.term_signal == SIGKILL);
-  }
+  kill_while_running(fx, "attach.lua");
   json s1 = stats_of(fx);
   REQUIRE(s1["jobs_created"] == 1);
   const std::string rid = fx.fake.jobs()[0]["request_id"];
@@ -225,12 +228,7 @@ TEST_CASE("money rerun: a re-attached job keeps its timeout - counted from its s
       "kling.generate{ name = 'stuck', prompt = 'A clock that never strikes [[run_ms=99999999]]', duration = 5,\n"
       "  timeout = 2 }\n";
   krt::write_file(fx.dir / "stuck.lua", lua);
-  {
-    krt::Process p(krt::klingrun_options(fx.dir.path(), {"stuck.lua"}, fx.fake.env()));
-    REQUIRE(krt::pump_until(p, [&] { return krt::fake_jobs_in(fx.fake, "IN_PROGRESS") == 1; }, 30));
-    p.signal(SIGKILL);
-    REQUIRE(p.wait(10).term_signal == SIGKILL);
-  }
+  kill_while_running(fx, "stuck.lua");
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // its 2 s run out while nobody watched
   auto r = krt::run_klingrun(fx.dir.path(), {"stuck.lua"}, fx.fake.env(), 30);
   INFO(r.describe());

@@ -79,6 +79,14 @@ FalQueue::Options fast() {
 
 json prompt(const std::string& text) { return {{"prompt", text}, {"duration", "5"}}; }
 
+// Starts one job followed by polling only (no stream) and drives the loop until it ends.
+void run_polled(FalQueue& q, Loop& loop, Rec& r, const std::string& text) {
+  JobOptions jo;
+  jo.stream = false;
+  q.start(kT2V, prompt(text), r.cb(), jo);
+  REQUIRE(run_until(loop, [&] { return r.done(); }));
+}
+
 }  // namespace
 
 TEST_CASE("queue: happy path over the SSE stream", "[net][queue][fake]") {
@@ -131,10 +139,7 @@ TEST_CASE("queue: polling only, with an interval that grows", "[net][queue][fake
   opt.poll_growth = 2;
   FalQueue q(loop, fake.config(), opt);
   Rec r;
-  JobOptions jo;
-  jo.stream = false;
-  q.start(kT2V, prompt("polling"), r.cb(), jo);
-  REQUIRE(run_until(loop, [&] { return r.done(); }));
+  run_polled(q, loop, r, "polling");
   REQUIRE(r.output);
   auto st = fake.stats();
   CHECK(st["requests"]["stream"] == 0);
@@ -180,10 +185,7 @@ TEST_CASE("queue: status 503 twice, then success", "[net][queue][fake]") {
   FalQueue q(loop, fake.config(), fast());
   fake.fault({{"route", "status"}, {"action", "status"}, {"code", 503}, {"times", 2}});
   Rec r;
-  JobOptions jo;
-  jo.stream = false;
-  q.start(kT2V, prompt("flaky status"), r.cb(), jo);
-  REQUIRE(run_until(loop, [&] { return r.done(); }));
+  run_polled(q, loop, r, "flaky status");
   REQUIRE(r.output);
   auto st = fake.stats();
   CHECK(st["faults_fired"] == 2);
@@ -199,10 +201,7 @@ TEST_CASE("queue: status errors beyond the retry budget fail the job", "[net][qu
   FalQueue q(loop, fake.config(), opt);
   fake.fault({{"route", "status"}, {"action", "status"}, {"code", 503}, {"times", 10}});
   Rec r;
-  JobOptions jo;
-  jo.stream = false;
-  q.start(kT2V, prompt("down"), r.cb(), jo);
-  REQUIRE(run_until(loop, [&] { return r.done(); }));
+  run_polled(q, loop, r, "down");
   REQUIRE(r.error);
   CHECK(r.error->kind == FalError::Kind::server);
   CHECK(r.error->http_status == 503);
@@ -220,10 +219,7 @@ TEST_CASE("queue: a job on fal is followed through a status outage longer than o
     FalQueue q(loop, fake.config(), opt);
     fake.fault({{"route", "status"}, {"action", "status"}, {"code", 503}, {"times", 8}});
     Rec r;
-    JobOptions jo;
-    jo.stream = false;
-    q.start(kT2V, prompt("through the storm"), r.cb(), jo);
-    REQUIRE(run_until(loop, [&] { return r.done(); }));
+    run_polled(q, loop, r, "through the storm");
     INFO((r.error ? r.error->describe() : ""));
     CHECK(r.output);
     CHECK(fake.stats()["requests"]["status"] >= 9);
@@ -233,11 +229,8 @@ TEST_CASE("queue: a job on fal is followed through a status outage longer than o
     FalQueue q(loop, fake.config(), opt);
     fake.fault({{"route", "status"}, {"action", "drop_before"}, {"times", 1000}});
     Rec r;
-    JobOptions jo;
-    jo.stream = false;
     const auto t0 = std::chrono::steady_clock::now();
-    q.start(kT2V, prompt("lost touch"), r.cb(), jo);
-    REQUIRE(run_until(loop, [&] { return r.done(); }));
+    run_polled(q, loop, r, "lost touch");
     REQUIRE(r.error);
     CHECK(r.error->kind == FalError::Kind::network);
     CHECK(r.error->message.find("the job may still run on fal") != std::string::npos);
@@ -248,10 +241,7 @@ TEST_CASE("queue: a job on fal is followed through a status outage longer than o
     FalQueue q(loop, fake.config(), opt);
     fake.fault({{"route", "status"}, {"action", "status"}, {"code", 401}, {"times", 100}});
     Rec r;
-    JobOptions jo;
-    jo.stream = false;
-    q.start(kT2V, prompt("wrong key"), r.cb(), jo);
-    REQUIRE(run_until(loop, [&] { return r.done(); }));
+    run_polled(q, loop, r, "wrong key");
     REQUIRE(r.error);
     CHECK(r.error->kind == FalError::Kind::auth);
     CHECK(fake.stats()["requests"]["status"] == 1);
@@ -507,10 +497,7 @@ TEST_CASE("queue: a user start-timeout 504 is not retried", "[net][queue][fake]"
   SECTION("on status") {
     fake.fault({{"route", "status"}, {"action", "status"}, {"code", 504}, {"timeout_type", "user"}, {"times", 3}});
     Rec r;
-    JobOptions jo;
-    jo.stream = false;
-    q.start(kT2V, prompt("x"), r.cb(), jo);
-    REQUIRE(run_until(loop, [&] { return r.done(); }));
+    run_polled(q, loop, r, "x");
     REQUIRE(r.error);
     CHECK(r.error->kind == FalError::Kind::timeout);
     CHECK(fake.stats()["requests"]["status"] == 1);
