@@ -45,8 +45,13 @@ JobError job_error(const net::FalError& e) {
       break;
     default:
       j.message = e.message;
-      if (e.http_status) j.message += " (HTTP " + std::to_string(e.http_status) + (e.error_type.empty() ? "" : ", " + e.error_type) + ")";
+      if (e.http_status && e.message.find("HTTP " + std::to_string(e.http_status)) == std::string::npos)
+        j.message += " (HTTP " + std::to_string(e.http_status) + (e.error_type.empty() ? "" : ", " + e.error_type) + ")";
       else if (!e.error_type.empty()) j.message += " (" + e.error_type + ")";
+      // fal's CDN keeps files for a limited time: a stored result may outlive its video.
+      if (e.kind == net::FalError::Kind::download && (e.http_status == 403 || e.http_status == 404 || e.http_status == 410))
+        j.advice = "fal's CDN no longer serves this video; run with --fresh (or give the job a new take) to generate it "
+                   "again, at full price";
       // Lost touch with a job fal accepted: the runner keeps its row `submitted`, so a re-run
       // re-attaches to it instead of paying again.
       const bool trouble = e.kind == net::FalError::Kind::network || e.kind == net::FalError::Kind::server ||

@@ -353,3 +353,30 @@ TEST_CASE("money rerun: a video lost or cut short after the run is downloaded ag
   check_video(fx, "pl", "pl", rid);
   CHECK(status_row(fx, "pl")["state"] == "done");
 }
+
+TEST_CASE("money rerun: a stored result whose video fal no longer serves says how to regenerate it",
+          "[e2e][money][rerun][download]") {
+  Fixture fx;
+  const std::string lua =
+      "local r = require('kling').generate{ name = 'kettle', prompt = 'A kettle boils on a stove.', duration = 5 }\n"
+      "print('result', r.name, r.request_id)\n";
+  auto first = fx.script("kettle.lua", lua);
+  INFO(first.describe());
+  REQUIRE(first.exit_code == 0);
+  krt::fs::remove(fx.out("kettle") / "kettle.mp4");
+  fx.fake.reset();  // the fake forgets its jobs: their videos are gone from its CDN (404)
+
+  auto second = fx.script("kettle.lua", lua);
+  INFO(second.describe());
+  CHECK(second.exit_code == 3);
+  CHECK(second.err.find("download answered HTTP 404") != std::string::npos);
+  CHECK(second.err.find("(HTTP 404)") == std::string::npos);  // said once
+  CHECK(second.err.find("fal's CDN no longer serves this video; run with --fresh") != std::string::npos);
+  CHECK(fx.fake.stats()["requests"]["submit"] == 0);  // the stored result was tried, nothing paid
+
+  auto fresh = fx.script("kettle.lua", lua, {"--fresh"});
+  INFO(fresh.describe());
+  CHECK(fresh.exit_code == 0);
+  CHECK(fx.fake.stats()["jobs_created"] == 1);
+  CHECK(krt::fs::exists(fx.out("kettle") / "kettle.mp4"));
+}
