@@ -14,6 +14,10 @@ struct Request {
   std::string name;      // job name, used for output files
   int take = 0;          // a new variant of otherwise identical input
   double timeout_s = 0;  // client-side deadline on fal (0 = none); not part of the job's identity
+  // How fal queues it (neither is part of the job's identity): low priority, and a deadline for
+  // the job to *start* after which fal itself ends it, before any inference (0 = none).
+  bool low_priority = false;
+  double start_timeout_s = 0;
   std::string origin;    // "script.lua:12", for messages
 };
 

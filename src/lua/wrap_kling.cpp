@@ -112,6 +112,16 @@ Request to_request(lua_State* L, int index) {
       double d = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
       if (!(d > 0)) throw bad("timeout: must be a positive number of seconds, got " + shown(-1));
       req.timeout_s = d;
+    } else if (key == "start_timeout") {
+      // fal's clients refuse 1 s or less (fal-protocol.md §2.3).
+      double d = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
+      if (!(d > 1)) throw bad("start_timeout: must be a number of seconds above 1, got " + shown(-1));
+      req.start_timeout_s = d;
+    } else if (key == "priority") {
+      const char* v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+      if (std::strcmp(v, "low") != 0 && std::strcmp(v, "normal") != 0)
+        throw bad("priority: must be \"normal\" or \"low\", got " + shown(-1));
+      req.low_priority = std::strcmp(v, "low") == 0;
     } else {
       JsonPath here{nullptr, key, 0};
       fields.emplace(std::string(key), to_json(L, -1, &here));

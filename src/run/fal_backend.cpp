@@ -48,6 +48,8 @@ JobError job_error(const net::FalError& e) {
       if (e.http_status && e.message.find("HTTP " + std::to_string(e.http_status)) == std::string::npos)
         j.message += " (HTTP " + std::to_string(e.http_status) + (e.error_type.empty() ? "" : ", " + e.error_type) + ")";
       else if (!e.error_type.empty()) j.message += " (" + e.error_type + ")";
+      if (e.kind == net::FalError::Kind::timeout && e.error_type == "request_timeout")
+        j.advice = "fal did not start it within its start_timeout and ended it before any inference";
       // fal's CDN keeps files for a limited time: a stored result may outlive its video.
       if (e.kind == net::FalError::Kind::download && (e.http_status == 403 || e.http_status == 404 || e.http_status == 410))
         j.advice = "fal's CDN no longer serves this video; run with --fresh (or give the job a new take) to generate it "
@@ -137,6 +139,8 @@ void FalBackend::submit(Job& job, json input) {
   job.phase = Phase::submitting;
   net::JobOptions opt;
   opt.client_timeout_s = job.timeout_s;
+  opt.start_timeout_s = job.start_timeout_s;
+  if (job.low_priority) opt.priority = "low";
   active_[&job]->queue_id = queue_.start(job.endpoint->id, std::move(input), callbacks(job), opt);
 }
 

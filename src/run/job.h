@@ -49,6 +49,8 @@ struct Job {
   int take = 0;               // the script's take (part of the identity)
   double timeout_s = 0;       // client-side deadline on fal (0 = none)
   double sent_age_s = 0;      // re-attached: how long ago its submit went out (counts against timeout_s)
+  double start_timeout_s = 0; // fal ends it if it has not started by then (0 = none)
+  bool low_priority = false;  // x-fal-queue-priority: low
   std::string origin;         // "script.lua:12" where it was submitted
   const Endpoint* endpoint = nullptr;
   json input;                 // normalized: what is sent

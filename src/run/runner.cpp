@@ -229,6 +229,8 @@ Job& Runner::submit(Request req) {
   job->charged = cost;
   job->take = req.take;
   job->timeout_s = req.timeout_s;
+  job->start_timeout_s = req.start_timeout_s;
+  job->low_priority = req.low_priority;
   job->origin = std::move(req.origin);
   job->t_created = now();
   spent_ = round_usd(spent_ + cost);

@@ -246,6 +246,8 @@ TEST_CASE("other bad calls report at the script's line without internals", "[err
       {"kling.generate{prompt={1,2}}", "prompt: "},
       {"kling.generate{prompt=\"x\", take=1.5}", "take: "},
       {"kling.generate{prompt=\"x\", timeout=-1}", "timeout: must be a positive number of seconds, got -1"},
+      {"kling.generate{prompt=\"x\", start_timeout=1}", "start_timeout: must be a number of seconds above 1, got 1"},
+      {"kling.generate{prompt=\"x\", priority=\"urgent\"}", "priority: must be \"normal\" or \"low\", got \"urgent\""},
       {"kling.generate{name=true, prompt=\"x\"}", "name: must be a string, got true"},
       {"kling.generate{\"a boat\"}", "expected a table of named fields"},
       {"kling.generate{prompt=print}", "prompt: a function cannot be sent to fal"},

@@ -82,7 +82,7 @@ TEST_CASE("without --concurrency two jobs run on fal at once - kling.concurrency
   }
 }
 
-TEST_CASE("--queue-url and --rest-url point klingrun at fal's hosts over the environment", "[e2e][args]") {
+TEST_CASE("the flags --queue-url and --rest-url point klingrun at fal's hosts over the environment", "[e2e][args]") {
   Fixture fx;
   // The environment names a port nobody serves; the flags win over it.
   krt::Env env = {{"FAL_QUEUE_URL", "http://127.0.0.1:9/queue"}, {"FAL_REST_URL", "http://127.0.0.1:9/rest"}};

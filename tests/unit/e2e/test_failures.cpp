@@ -64,6 +64,27 @@ TEST_CASE("a script can tell why a job failed - job:error() and kling.jobs() giv
   CHECK(fx.fake.stats()["jobs_created"] == 1);  // 'slow' was cancelled before it started: never sent
 }
 
+TEST_CASE("priority and start_timeout reach fal as its headers - a job that never starts ends as a timeout",
+          "[e2e][errors]") {
+  Fixture fx({"--queue-ms", "3000", "--run-ms", "100", "--key", "test:secret"});  // each job waits 3 s in the queue
+  auto r = fx.script("queued.lua",
+                     "local kling = require 'kling'\n"
+                     "local j = kling.submit{ name = 'patient', duration = 5, prompt = 'A snail crosses a leaf.',\n"
+                     "  priority = 'low', start_timeout = 1.5 }\n"
+                     "local ok = pcall(j.wait, j)\n"
+                     "print('kind', j:error().kind, j:error().final_on_fal)\n");
+  INFO(r.describe());
+  CHECK(r.exit_code == 3);
+  CHECK(r.out.find("kind\ttimeout\ttrue") != std::string::npos);  // fal ended it: a re-run submits anew
+  CHECK(r.err.find("fal did not start it within its start_timeout") != std::string::npos);
+  json jobs = fx.fake.jobs();
+  REQUIRE(jobs.size() == 1);
+  CHECK(jobs[0]["headers"]["x-fal-queue-priority"] == "low");
+  CHECK(jobs[0]["headers"]["x-fal-request-timeout"] == "1.5");
+  CHECK(jobs[0]["state"] == "COMPLETED");
+  CHECK(jobs[0]["started_ms"].is_null());  // it never ran
+}
+
 TEST_CASE("a shot prompt over 512 characters is refused before anything is sent", "[e2e][errors]") {
   Fixture fx;
   const std::string long_prompt(513, 'a');
