@@ -74,12 +74,14 @@ void check_one(const std::string& value, const std::string& kind, const std::str
   // The extension is only a name: a text file called frame.png would be uploaded, paid for in
   // time, and refused by fal.
   const std::string& found = info->format;
-  const bool fits = kind == "image" ? std::string(format_kind(found)) == "image"
-                                    : std::string(format_kind(found)) == "video" || found == "gif";
-  if (!fits) {
-    r.error(path, quote(local, 60) + (found.empty() ? " is not " + std::string(kind == "image" ? "an image" : "a video") + " klingrun recognises"
-                                                   : " holds " + format_name(found) + ", not " + (kind == "image" ? "an image" : "a video")) +
-                      " (its first bytes are not those of " + (kind == "image" ? "PNG, JPEG, WebP, GIF or AVIF" : "MP4, MOV, WebM or GIF") + ")");
+  const bool image = kind == "image";
+  const std::string found_kind = format_kind(found);
+  if (found_kind != kind && !(!image && found == "gif")) {  // an animated GIF may stand for a video
+    const std::string a_kind = image ? "an image" : "a video";
+    const std::string what = found.empty() ? " is not " + a_kind + " klingrun recognises"
+                                           : " holds " + format_name(found) + ", not " + a_kind;
+    r.error(path, quote(local, 60) + what + " (its first bytes are not those of " +
+                      (image ? "PNG, JPEG, WebP, GIF or AVIF" : "MP4, MOV, WebM or GIF") + ")");
     return;
   }
   if (std::string named = format_of_extension(ext); !named.empty() && named != found)
