@@ -52,6 +52,10 @@ class Backend {
   // have put it, and points job.video_path there. True if it moved job.video_path; a problem
   // becomes a warning on the job, which keeps the stored file.
   virtual bool adopt(Job& job) { (void)job; return false; }
+  // The job will be started when a slot frees: work that costs nothing on fal and that its start
+  // would otherwise wait for (uploading its local files) may begin now. Its start must not
+  // depend on it: a failure here is met again, and reported, when the job starts.
+  virtual void prefetch(const Job& job) { (void)job; }
   void set_hooks(BackendHooks h) { hooks_ = std::move(h); }
 
  protected:

@@ -104,6 +104,18 @@ void FalBackend::start(Job& job) {
   }
 }
 
+// Storage shares one upload between calls for the same content and keeps the URL, so the
+// job's own upload_then_submit later finds it done (or joins it) instead of starting over.
+void FalBackend::prefetch(const Job& job) {
+  json input = job.input;
+  for_each_media(*job.endpoint, input, [&](json& v, const std::string&, const std::string&) {
+    std::string file = v.get<std::string>();
+    if (is_remote_url(file)) return;
+    if (file.rfind("file://", 0) == 0) file = file.substr(7);
+    storage_.upload_file(file, media_content_type(file), [](const net::Result<std::string>&) {});
+  });
+}
+
 // Local paths become fal storage URLs; the same file content is uploaded once per run.
 void FalBackend::upload_then_submit(Job& job) {
   Active& a = *active_[&job];

@@ -26,6 +26,7 @@ class FalBackend : public Backend {
   void cancel(Job& job) override;
   bool withdraw(Job& job) override;
   bool adopt(Job& job) override;
+  void prefetch(const Job& job) override;
 
   net::Loop& loop() { return loop_; }
 

@@ -51,6 +51,7 @@ struct Job {
   double sent_age_s = 0;      // re-attached: how long ago its submit went out (counts against timeout_s)
   double start_timeout_s = 0; // fal ends it if it has not started by then (0 = none)
   bool low_priority = false;  // x-fal-queue-priority: low
+  bool prefetched = false;    // the backend was told it comes next (Backend::prefetch)
   std::string origin;         // "script.lua:12" where it was submitted
   const Endpoint* endpoint = nullptr;
   json input;                 // normalized: what is sent

@@ -286,6 +286,17 @@ void Runner::start_waiting() {
     if (job->holds_slot) ++in_flight_;
     backend_->start(*job);
   }
+  // The next jobs in line begin their uploads while the slots are busy, so that a freed slot
+  // is refilled by a submit, not by an upload. Only jobs that will be submitted (charged: the
+  // store has no result for them) and no further ahead than the slots they will fill.
+  if (stopping_ || !backend_->limited()) return;
+  int ahead = 0;
+  for (Job* job : waiting_) {
+    if (ahead++ >= opts_.concurrency) break;
+    if (job->prefetched || job->charged <= 0) continue;
+    job->prefetched = true;
+    backend_->prefetch(*job);
+  }
 }
 
 bool Runner::idle() const { return pending() == 0 && done_queue_.empty() && !backend_->busy(); }

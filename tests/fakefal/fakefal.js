@@ -946,7 +946,7 @@ function uploadView(file) {
   return {
     url: fileUrl(file), file_name: file.file_name, size: file.data.length, sha256: file.sha256,
     content_type: file.content_type, multipart: file.multipart, lifecycle: file.lifecycle,
-    storage_type: file.storage_type,
+    storage_type: file.storage_type, stored_ms: file.stored_ms,
   };
 }
 

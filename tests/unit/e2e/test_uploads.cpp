@@ -57,3 +57,35 @@ TEST_CASE("a local file is uploaded once per run and replaced by its CDN URL eve
   CHECK(with_elements == 1);
   CHECK(mp4s(fx.outputs("frames")) == std::vector<std::string>{"plain.mp4", "with_hero.mp4"});
 }
+
+TEST_CASE("the next job's files upload while the slots are busy - a freed slot is refilled by a submit",
+          "[e2e][uploads]") {
+  Fixture fx;
+  krt::write_file(fx.dir / "first.png", krt::make_png(512, 512, 1));
+  krt::write_file(fx.dir / "second.png", krt::make_png(512, 512, 2));
+  const std::string lua =
+      "local kling = require 'kling'\n"
+      "local a = kling.submit{ name = 'first', endpoint = 'v3/pro/i2v', start_image_url = 'first.png',\n"
+      "  prompt = 'A slow pan over the hills [[run_ms=1500]]', duration = 5 }\n"
+      "local b = kling.submit{ name = 'second', endpoint = 'v3/pro/i2v', start_image_url = 'second.png',\n"
+      "  prompt = 'The hills at night.', duration = 5 }\n"
+      "kling.wait_all{ a, b }\n";
+  auto r = fx.script("pair.lua", lua, {"--concurrency", "1"});
+  INFO(r.describe());
+  REQUIRE(r.exit_code == 0);
+  json jobs = fx.fake.jobs(), uploads = fx.fake.uploads();
+  REQUIRE(jobs.size() == 2);
+  REQUIRE(uploads.size() == 2);
+  CHECK(fx.fake.stats()["max_jobs_in_progress"] == 1);  // the slot is still one
+  const double first_done = jobs[0]["completed_ms"];
+  for (auto& u : uploads) {
+    INFO(u.dump());
+    CHECK(u["stored_ms"].get<double>() < first_done);  // both uploaded while 'first' ran
+  }
+  // A re-run reuses both: nothing is uploaded ahead for jobs that will not be submitted.
+  const json before = fx.fake.stats();
+  auto again = fx.script("pair.lua", lua, {"--concurrency", "1"});
+  INFO(again.describe());
+  REQUIRE(again.exit_code == 0);
+  CHECK(fx.fake.stats()["requests_total"] == before["requests_total"]);
+}
