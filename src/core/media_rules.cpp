@@ -68,7 +68,7 @@ void check_one(const std::string& value, const std::string& kind, const std::str
   }
   if (remote) return;
 
-  std::string local = value.rfind("file://", 0) == 0 ? value.substr(7) : value;
+  const std::string local = local_media_path(value);
   auto info = probe_media(local);
   if (!info) { r.error(path, "file " + quote(local, 80) + " not found or unreadable"); return; }
   // The extension is only a name: a text file called frame.png would be uploaded, paid for in
@@ -125,6 +125,11 @@ void check_one(const std::string& value, const std::string& kind, const std::str
 
 bool is_remote_url(const std::string& s) {
   return s.rfind("http://", 0) == 0 || s.rfind("https://", 0) == 0 || s.rfind("data:", 0) == 0;
+}
+
+std::string local_media_path(const std::string& value) {
+  if (is_remote_url(value)) return {};
+  return value.rfind("file://", 0) == 0 ? value.substr(7) : value;
 }
 
 void for_each_media(const Endpoint& ep, json& in,

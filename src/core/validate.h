@@ -23,5 +23,7 @@ void for_each_media(const Endpoint& endpoint, json& input,
 
 // True for strings that name a remote file (http, https, data:) rather than a local path.
 bool is_remote_url(const std::string& s);
+// The local file a media value names ("file://" taken off); "" for a remote one.
+std::string local_media_path(const std::string& value);
 
 }  // namespace kr

@@ -109,10 +109,8 @@ void FalBackend::start(Job& job) {
 void FalBackend::prefetch(const Job& job) {
   json input = job.input;
   for_each_media(*job.endpoint, input, [&](json& v, const std::string&, const std::string&) {
-    std::string file = v.get<std::string>();
-    if (is_remote_url(file)) return;
-    if (file.rfind("file://", 0) == 0) file = file.substr(7);
-    storage_.upload_file(file, media_content_type(file), [](const net::Result<std::string>&) {});
+    const std::string file = local_media_path(v.get<std::string>());
+    if (!file.empty()) storage_.upload_file(file, media_content_type(file), [](const net::Result<std::string>&) {});
   });
 }
 
@@ -129,8 +127,7 @@ void FalBackend::upload_then_submit(Job& job) {
   a.uploads_pending = static_cast<int>(locals.size());
   if (hooks_.event) hooks_.event(job, JobEvent::status);
   for (auto& [slot, path] : locals) {
-    std::string file = slot->get<std::string>();
-    if (file.rfind("file://", 0) == 0) file = file.substr(7);
+    const std::string file = local_media_path(slot->get<std::string>());
     storage_.upload_file(file, media_content_type(file), [this, &job, slot = slot, path = path, file](const net::Result<std::string>& r) {
       auto it = active_.find(&job);
       if (it == active_.end() || it->second->failed) return;

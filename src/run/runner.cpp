@@ -103,9 +103,8 @@ const json& Runner::canonical_media(const Endpoint& ep, const json& input, json&
   if (!local) return input;
   scratch = input;
   for_each_media(ep, scratch, [&](json& v, const std::string&, const std::string&) {
-    std::string path = v.get<std::string>();
-    if (is_remote_url(path)) return;
-    if (path.rfind("file://", 0) == 0) path = path.substr(7);
+    const std::string path = local_media_path(v.get<std::string>());
+    if (path.empty()) return;
     std::error_code ec;
     auto size = std::filesystem::file_size(path, ec);
     auto mtime = std::filesystem::last_write_time(path, ec);
