@@ -7,8 +7,9 @@
 // MB/s on this project's CPUs (no SHA extensions): 4-5 ms per MiB, the largest part of the
 // client's CPU in a burst (bench/README.md). The rounds of SHA-256 cannot be parallelized
 // within one stream, but independent streams can share vector instructions: 16 files cost
-// about what 4 cost one at a time, 8 about what 2.5 cost. No Debian library offers this incrementally (OpenSSL's
-// multi-block code is internal to its TLS ciphers; intel-ipsec-mb hashes whole messages only).
+// about what 4 cost one at a time, 8 about what 2.5 cost. No Debian library offers this
+// incrementally (OpenSSL's multi-block code is internal to its TLS ciphers; intel-ipsec-mb
+// hashes whole messages only).
 // The result is plain SHA-256, checked against OpenSSL in tests/unit/net/test_sha256_lanes.cpp.
 #include <cstddef>
 #include <cstdint>
