@@ -1,5 +1,10 @@
 // The Runner owns jobs, the concurrency limit, the budget and the non-blocking tick() loop.
 // It knows neither Lua nor HTTP: requests come in as plain data, a Backend carries them.
+//
+// Its parts, one file each: runner.cpp (the tick loop, stopping, cancelling, events),
+// runner_submit.cpp (a request becomes a job), runner_budget.cpp (what a job charges and whether
+// it fits), runner_store.cpp (claims and durable steps in the state store, the manifest),
+// runner_plan.cpp (plan.json); job_identity.cpp holds the job keys and hashes.
 #pragma once
 #include <chrono>
 #include <deque>
