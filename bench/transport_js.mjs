@@ -40,7 +40,7 @@ const require = createRequire(path.join(CONFORMANCE, 'package.json'));
 const { createFalClient } = await import(pathToFileURL(require.resolve('@fal-ai/client')).href);
 
 const BASE = args.base;
-// fal-protocol.md §10: the only change to the client is where its three hosts point.
+// docs/fal-protocol.md#client-redirect: the only change to the client is where its three hosts point.
 function rewritingFetch(input, init) {
   let url = typeof input === 'string' ? input : (input instanceof URL ? input.href : input.url);
   url = url.replace(/^https:\/\/queue\.fal\.run\//, `${BASE}/queue/`)

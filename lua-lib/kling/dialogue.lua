@@ -89,8 +89,8 @@ function dialogue.lines(list, sep)
   return (util.guard(2, lines, list, sep))
 end
 
--- Speech case rule (kling-api.md §1.6, from fal's generate_audio description): "write English
--- speech in lowercase, acronyms/proper nouns in uppercase". So every ASCII letter is lowered,
+-- Speech case rule (docs/validation.md#speech, from fal's generate_audio description): "write
+-- English speech in lowercase, acronyms/proper nouns in uppercase". So every ASCII letter is lowered,
 -- then each entry of `keep` found as a whole word (case-insensitive; multi-word entries allowed,
 -- e.g. "New York") is written in UPPERCASE. Only ASCII letters change (string.lower/upper),
 -- so Chinese or accented text passes through unchanged.

@@ -1,5 +1,5 @@
 -- Storyboards of any length for Kling 3.0: a list of shots is packed, in order, into as few
--- multi-shot generations as the multi_prompt rules allow (kling-api.md §4), then planned
+-- multi-shot generations as the multi_prompt rules allow (docs/validation.md#shots), then planned
 -- (priced) or run (submitted in parallel).
 --
 --   local storyboard = require "kling.storyboard"
@@ -10,12 +10,12 @@
 --   }, { name = "lighthouse", endpoint = "v3/pro/t2v", aspect_ratio = "16:9" })
 --
 -- Rules applied to every generation (all hold by construction):
---   * each shot is a whole number of seconds, at least 3 (§1.1, §4);
+--   * each shot is a whole number of seconds, at least 3 (docs/validation.md#r6);
 --   * a group's shots add up to at most 15 s and the group's `duration` is that sum, as a
---     string (§1, §4 sum rule); at most 6 shots per group (§4; the 3 s floor makes 5 the
---     practical maximum);
---   * each shot prompt is at most 512 characters (§1.6), counted after the camera phrase and the
---     dialogue are added;
+--     string (docs/validation.md#r8); at most 6 shots per group (docs/validation.md#r9;
+--     the 3 s floor makes 5 the practical maximum);
+--   * each shot prompt is at most 512 characters (docs/validation.md#r7), counted after the
+--     camera phrase and the dialogue are added;
 --   * a group of one shot is sent as a plain `prompt` + `duration`, not a one-entry multi_prompt.
 -- Shots are never reordered or dropped, and a shot is split only when it is longer than the
 -- group limit (15 s): it becomes ceil(seconds / 15) consecutive parts of near-equal length; the
@@ -29,10 +29,10 @@ local camera = require "kling.camera"
 
 local storyboard = {}
 
-local MAX_GROUP_SECONDS = 15     -- §4: total ≤ 15 s (duration enum "3"…"15")
-local MIN_SHOT_SECONDS = 3       -- §1.1, §4: per-shot duration "3"…"15"
-local MAX_GROUP_SHOTS = 6        -- §4: Kling's 6-shot cap (UNCONFIRMED on fal; kept)
-local MAX_SHOT_PROMPT = 512      -- §1.6: multi_prompt[i].prompt ≤ 512 characters
+local MAX_GROUP_SECONDS = 15     -- rule 2: total ≤ 15 s (duration enum "3"…"15")
+local MIN_SHOT_SECONDS = 3       -- rule 6: per-shot duration "3"…"15"
+local MAX_GROUP_SHOTS = 6        -- rule 9: Kling's 6-shot cap (UNCONFIRMED on fal; kept)
+local MAX_SHOT_PROMPT = 512      -- rule 7: multi_prompt[i].prompt ≤ 512 characters
 
 -- opts keys that steer packing and are not copied into the specs.
 local OWN_OPTS = { name = true, round = true, quiet = true, max_seconds = true, max_shots = true,
@@ -113,7 +113,7 @@ local function check_prompt_length(i, text, what)
   local n = util.utf8_len(text)
   if n > MAX_SHOT_PROMPT then
     util.fail("storyboard shot %d: %s is %d characters, above the %d-character limit per shot "
-      .. "(kling-api.md §1.6; camera phrase and dialogue included)", i, what, n, MAX_SHOT_PROMPT)
+      .. "(docs/validation.md#r7; camera phrase and dialogue included)", i, what, n, MAX_SHOT_PROMPT)
   end
 end
 

@@ -1,4 +1,4 @@
-// Rule 24 of kling-api.md §8: limits of the media a request points at.
+// Rule 24 of docs/validation.md#r24: limits of the media a request points at.
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
@@ -60,7 +60,7 @@ void check_one(const std::string& value, const std::string& kind, const std::str
   if (!ext.empty() && !listed("extensions", ext)) {
     r.error(path, "." + ext + " is not an accepted " + kind + " type (" + limits["extensions"].dump() + ")");
   } else if (!ext.empty() && listed("warn_extensions", ext)) {
-    // kling-api.md §1.5: listed by fal's playground, UNCONFIRMED on every endpoint.
+    // docs/validation.md#r24: listed by fal's playground, UNCONFIRMED on every endpoint.
     r.warn(path, "." + ext + " " + kind + "s are accepted by fal's upload form but UNCONFIRMED on every endpoint; prefer " +
                      (kind == "image" ? "jpg or png" : "mp4 or mov"));
   } else if (!remote && ext.empty()) {
@@ -111,7 +111,7 @@ void check_one(const std::string& value, const std::string& kind, const std::str
       r.error(path, quote(local, 60) + " lasts " + fmt(info->seconds) + " s; element videos must last " + fmt(lo) + "–" + fmt(hi) + " s");
   }
   if (kind == "video" && info->fps > 0) {
-    // The average rate of the video track (its sample table). kling-api.md gives 24–60 fps;
+    // The average rate of the video track (its sample table). fal's field text gives 24–60 fps;
     // whether fal takes NTSC's 23.976 as 24 is UNCONFIRMED, so a rate within 1% of a limit is
     // a warning, and only one clearly outside is an error.
     double lo = limits["min_fps"], hi = limits["max_fps"], fps = info->fps;

@@ -1,5 +1,5 @@
 // The price table (data/prices.json, compiled in; `--prices FILE` replaces it) and estimate():
-// rules C1–C3 of kling-api.md §8. Billing is per second of requested video, by audio mode.
+// cost rules C1–C4 of docs/prices.md#rules. Billing is per second of requested video, by audio mode.
 #pragma once
 #include <cstdint>
 #include <memory>

@@ -1,6 +1,6 @@
-// validate() implements every rule of kling-api.md §8 on a normalized input. Errors and warnings
-// are kept apart; each names the field path, the value and the rule. Rule numbers in comments
-// refer to kling-api.md §8.
+// validate() implements every rule of docs/validation.md on a normalized input. Errors and
+// warnings are kept apart; each names the field path, the value and the rule. Rule numbers in
+// comments are those of docs/validation.md (rule 8 = docs/validation.md#r8).
 #pragma once
 #include <functional>
 

@@ -113,7 +113,7 @@ Request to_request(lua_State* L, int index) {
       if (!(d > 0)) throw bad("timeout: must be a positive number of seconds, got " + shown(-1));
       req.timeout_s = d;
     } else if (key == "start_timeout") {
-      // fal's clients refuse 1 s or less (fal-protocol.md §2.3).
+      // fal's clients refuse 1 s or less (docs/fal-protocol.md#headers).
       double d = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
       if (!(d > 1)) throw bad("start_timeout: must be a number of seconds above 1, got " + shown(-1));
       req.start_timeout_s = d;

@@ -1,5 +1,5 @@
 #pragma once
-// fal endpoint ids, app ids and the URLs built from them (protocol §1). Status, result and
+// fal endpoint ids, app ids and the URLs built from them (docs/fal-protocol.md#ids). Status, result and
 // cancel URLs are always built here from the configured base, never taken from an answer, so
 // the API key only ever goes to the configured hosts.
 
@@ -33,7 +33,7 @@ std::string status_stream(const FalConfig& c, const EndpointId& e, std::string_v
 std::string result(const FalConfig& c, const EndpointId& e, std::string_view request_id);
 std::string cancel(const FalConfig& c, const EndpointId& e, std::string_view request_id);
 std::string upload_initiate(const FalConfig& c, bool multipart);
-// Multipart part n / complete: <origin><path>/<n><query> of the upload_url (protocol §6.2).
+// Multipart part n / complete: <origin><path>/<n><query> of the upload_url (docs/fal-protocol.md#storage).
 std::string upload_part(std::string_view upload_url, int part_number);
 std::string upload_complete(std::string_view upload_url);
 }  // namespace fal_url

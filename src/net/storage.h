@@ -1,5 +1,5 @@
 #pragma once
-// Uploads local files to fal storage (protocol §6.1/6.2) and hands back their public URL.
+// Uploads local files to fal storage (docs/fal-protocol.md#storage) and hands back their public URL.
 // Bodies stream from disk; the same content is uploaded once per process.
 
 #include <cstdint>

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Conformance test: the UNMODIFIED official client (@fal-ai/client 1.10.1, pinned in
 // package.json) against tests/fakefal/fakefal.js. The client is only redirected, as
-// fal-protocol.md §10 describes: a fetch wrapper rewrites the three fal hosts to the fake
+// docs/fal-protocol.md#client-redirect describes: a fetch wrapper rewrites the three fal hosts to the fake
 // (and one test uses proxyUrl {when: "always"} instead). If the client is unhappy, the fake is
 // wrong — fix the fake, never the expectation here.
 // Usage: node conformance.mjs [--verbose]; last line "N passed, M failed"; exit 1 on failure.
@@ -29,7 +29,7 @@ async function rejectionOf(promise) {
 let BASE;
 const wire = [];   // every URL the client fetched (after rewriting), for assertions
 
-// The fetch wrapper of fal-protocol.md §10: same init, only the URL's host part is rewritten.
+// The fetch wrapper of docs/fal-protocol.md#client-redirect: same init, only the URL's host part is rewritten.
 function rewritingFetch(input, init) {
   let url = typeof input === 'string' ? input : (input instanceof URL ? input.href : input.url);
   url = url.replace(/^https:\/\/queue\.fal\.run\//, `${BASE}/queue/`)

@@ -2,7 +2,7 @@
 'use strict';
 // fakefal.js — a loopback fake of fal.ai's queue, storage and CDN, for tests.
 //
-// Written from /work/shared/fal-protocol.md (§11 checklist) and kling-api.md. It must stay
+// Written from docs/fal-protocol.md#emulator and docs/endpoints.md. It must stay
 // dependency-free (Node >= 18 built-ins only) so that tests can start it without `npm install`.
 // See README.md next to this file for the URL layout, the control API and the prompt markers.
 //
@@ -335,7 +335,7 @@ function validateKlingInput(spec, input) {
 // 5. Job lifecycle: IN_QUEUE -> IN_PROGRESS -> COMPLETED (never anything else), plus webhooks
 // ---------------------------------------------------------------------------------------------
 
-// error_type -> [typical HTTP code, message] (fal-protocol.md §5.1)
+// error_type -> [typical HTTP code, message] (docs/fal-protocol.md#errors)
 const ERROR_TYPES = {
   request_timeout: [504, 'Request timed out'],
   startup_timeout: [504, 'Runner startup timed out'],
@@ -580,7 +580,7 @@ function deliverWebhook(job) {
 
 const NAMESPACES = new Set(['workflows', 'comfy']);
 
-// Number of leading path segments that form the app id (fal-protocol.md §1.1).
+// Number of leading path segments that form the app id (docs/fal-protocol.md#ids).
 const appIdLength = (segs) => (NAMESPACES.has(segs[0]) ? 3 : 2);
 
 // Headers kept per job for tests: every x-fal-* plus the user agent.

@@ -61,7 +61,7 @@ t.test("lines errors name the entry", function()
   t.raises(function() dialogue.lines({ { "A", "x" } }, 3) end, "separator")
 end)
 
-t.test("speech lowercases and keeps the keep-list in uppercase (kling-api.md §1.6)", function()
+t.test("speech lowercases and keeps the keep-list in uppercase (docs/validation.md#r5)", function()
   t.eq(dialogue.speech("Call NASA Now, Mara!"), "call nasa now, mara!", "all lower")
   t.eq(dialogue.speech("Call nasa now, Mara!", { "NASA", "Mara" }), "call NASA now, MARA!", "kept")
   t.eq(dialogue.speech("welcome to new york, new kid", { "New York" }), "welcome to NEW YORK, new kid", "multi-word")

@@ -1,5 +1,5 @@
-// The endpoint catalog (data/endpoints.json): the 14 endpoints of kling-api.md, lookups by every
-// accepted spelling, and the per-family field matrix of §2.
+// The endpoint catalog (data/endpoints.json): the 14 endpoints of docs/endpoints.md, lookups by every
+// accepted spelling, and the per-family field matrix (docs/endpoints.md).
 #include <set>
 
 #include "core_test_util.h"
@@ -32,7 +32,7 @@ std::string short_of(const std::string& id) {
 
 }  // namespace
 
-TEST_CASE("catalog: exactly the 14 endpoints of kling-api.md", "[catalog]") {
+TEST_CASE("catalog: exactly the 14 endpoints of the reference", "[catalog]") {
   auto& all = Catalog::builtin().all();
   REQUIRE(all.size() == 14);
   std::set<std::string> ids, shorts;
@@ -89,7 +89,7 @@ TEST_CASE("catalog: unknown endpoints are not found", "[catalog]") {
   CHECK(cat.find("other/v3/pro/t2v") == nullptr);
 }
 
-TEST_CASE("catalog: field matrix of §2", "[catalog]") {
+TEST_CASE("catalog: the field matrix of every family", "[catalog]") {
   auto has = [](const std::string& id, const char* f) { return krt::ep(id).has(f); };
   // multi_prompt / shot_type: V3 and O3 only.
   for (auto id : {"v3/pro/t2v", "v3/standard/i2v", "o3/pro/t2v", "o3/standard/i2v", "o3/pro/r2v"}) {

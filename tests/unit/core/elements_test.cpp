@@ -1,4 +1,4 @@
-// Named elements: the registry's shape rules (§1.2, §8 rule 18) and `@name` → `@ElementN`.
+// Named elements: the registry's shape rules (docs/validation.md#r18) and `@name` → `@ElementN`.
 #include "core/elements.h"
 #include "core_test_util.h"
 

@@ -1,4 +1,4 @@
-// Rule 24 of kling-api.md §8: media limits, on real temporary files with hand-written headers.
+// Rule 24 of docs/validation.md#r24: media limits, on real temporary files with hand-written headers.
 #include <algorithm>
 
 #include "core/media.h"

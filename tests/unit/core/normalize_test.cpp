@@ -1,4 +1,4 @@
-// normalize(): what a script wrote → exactly what fal receives (kling-api.md §1, §2, §4).
+// normalize(): what a script wrote → exactly what fal receives (docs/validation.md#normalize).
 #include "core_test_util.h"
 
 using kr::json;

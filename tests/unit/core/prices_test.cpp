@@ -1,4 +1,4 @@
-// Prices (data/prices.json) and estimate(): kling-api.md §7 and cost rules C1–C3.
+// Prices (data/prices.json) and estimate(): docs/prices.md and cost rules C1–C4 (docs/prices.md#rules).
 #include <cmath>
 #include <functional>
 #include <map>
@@ -59,7 +59,7 @@ TEST_CASE("prices: every catalog endpoint has exactly one current row", "[prices
   CHECK(table().current("fal-ai/kling-video/v3/4k/image-to-video") == nullptr);
 }
 
-TEST_CASE("prices: the current rates are those of §7.1", "[prices]") {
+TEST_CASE("prices: the current rates are the newest published", "[prices]") {
   struct Want { const char* id; double off, on; double voice; };  // voice < 0: none
   const Want want[] = {
       {"v3/pro/t2v", 0.112, 0.168, 0.196},      {"v3/pro/i2v", 0.112, 0.168, 0.196},
@@ -121,7 +121,7 @@ TEST_CASE("prices C1/C2: every current row, every audio mode, every duration = r
   CHECK(checked == 4 * 3 * 13 + 6 * 2 * 13 + 2 * 3 * 2);
 }
 
-TEST_CASE("prices: worked examples of §7.1", "[prices]") {
+TEST_CASE("prices: the worked examples of docs/prices.md", "[prices]") {
   SECTION("V3 Pro 5 s audio on = $0.84") {
     auto p = krt::prep("v3/pro/t2v", {{"prompt", "a"}});
     REQUIRE(p.ok());

@@ -1,4 +1,4 @@
-// kling-api.md §8, rules 1–23, both ways: a valid request has no error at the rule's path, and
+// docs/validation.md, rules 1–23, both ways: a valid request has no error at the rule's path, and
 // each violation is reported at the right path with a message naming the value or the rule.
 // Rule 24 (media) is in media_test.cpp.
 #include <string>
